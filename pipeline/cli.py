@@ -1,0 +1,74 @@
+"""The `debrief` command: one root group; each command lives in pipeline/commands/."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from pipeline import __version__
+from pipeline.commands import index_cmd, reflect_cmd
+from pipeline.errors import DebriefError
+
+
+class DebriefGroup(click.Group):
+    """Turns unexpected exceptions into one line unless --debug asks for the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.meta.get("debrief.debug") or os.environ.get("DEBRIEF_DEBUG"):
+                raise
+            raise DebriefError(
+                f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                exit_code=1,
+            ) from None
+
+
+@click.group(cls=DebriefGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="debrief")
+@click.option("--debug", is_flag=True, envvar="DEBRIEF_DEBUG",
+              help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Turn your post-interview notes into a keep-or-decline reflection.
+
+    Every reason quotes your notes and cites an advice passage. Works offline by default;
+    set OPENAI_API_KEY or OPENAI_BASE_URL to ask a real model.
+
+    \b
+    Quick start:
+      debrief reflect notes/2026-11-20-acme.md
+      debrief reflect notes.md --json > reflection.json
+      debrief index --corpus ~/my-advice        # add your own advice documents
+
+    \b
+    Settings (highest wins): flags, DEBRIEF_* environment variables,
+    $DEBRIEF_HOME/config.toml (or DEBRIEF_CONFIG), defaults.
+    State lives in DEBRIEF_HOME (default: your user data folder).
+    """
+    ctx.meta["debrief.debug"] = debug
+    if debug:
+        os.environ["DEBRIEF_DEBUG"] = "1"
+    from pipeline.config import load_config_file
+
+    cfg = load_config_file()
+    if cfg:
+        ctx.default_map = {name: cfg for name in cli.commands}
+
+
+cli.add_command(reflect_cmd.reflect)
+cli.add_command(index_cmd.index)
+
+
+def main() -> None:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    try:
+        cli.main(prog_name="debrief")
+    except KeyboardInterrupt:
+        click.echo("debrief: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,55 @@
+"""Options several commands share, as decorators, each with its environment variable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def index_options(fn: F) -> F:
+    fn = click.option("--collection", envvar="DEBRIEF_COLLECTION", default="advice",
+                      show_default=True, help="Chroma collection holding the advice index.")(fn)
+    fn = click.option("--chroma-url", envvar="DEBRIEF_CHROMA_URL", default=None, metavar="URL",
+                      help="Use a `chroma run` server (e.g. http://127.0.0.1:8000) instead of "
+                           "the embedded index. Token: DEBRIEF_CHROMA_TOKEN.")(fn)
+    return fn
+
+
+def provider_options(fn: F) -> F:
+    opts = [
+        click.option("--provider", envvar="DEBRIEF_PROVIDER", default="auto", show_default=True,
+                     type=click.Choice(["auto", "offline", "openai"]),
+                     help="auto = openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
+                          "else the offline engine."),
+        click.option("--model", envvar="DEBRIEF_MODEL", default=None,
+                     help="Model name for the openai provider [default: gpt-4o-mini]."),
+        click.option("--base-url", envvar=["DEBRIEF_BASE_URL", "OPENAI_BASE_URL"], default=None,
+                     metavar="URL", help="OpenAI-compatible server, e.g. "
+                     "http://127.0.0.1:11434/v1 for Ollama."),
+        click.option("--structured-output", "structured_output",
+                     envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto", show_default=True,
+                     type=click.Choice(["auto", "json_schema", "function_calling", "json_mode"]),
+                     help="How to ask for JSON. auto = json_schema on OpenAI, "
+                          "function_calling elsewhere (llama.cpp, Ollama)."),
+        click.option("--timeout", envvar="DEBRIEF_TIMEOUT", default=60.0, show_default=True,
+                     type=click.FloatRange(min=1), help="Seconds per model request."),
+        click.option("--max-retries", envvar="DEBRIEF_MAX_RETRIES", default=2, show_default=True,
+                     type=click.IntRange(0, 10),
+                     help="Retries on 429/5xx/timeouts, with backoff and Retry-After."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def corpus_option(fn: F) -> F:
+    return click.option(
+        "--corpus", "corpus_dirs", multiple=True, envvar="DEBRIEF_CORPUS",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Extra folder of advice documents (repeatable); see corpus/README.md.",
+    )(fn)

@@ -1,0 +1,99 @@
+"""`debrief reflect NOTES`: one interview, one reflection."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.commands.options import corpus_option, index_options, provider_options
+
+
+@click.command()
+@click.argument("notes_file", metavar="NOTES", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the reflection as JSON.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the reflection here (.json writes JSON, else Markdown). "
+                   "Written atomically; never your notes file.")
+@click.option("--show-sources", is_flag=True,
+              help="List the retrieved advice passages with their scores.")
+@click.option("-k", "--top-k", "top_k", envvar="DEBRIEF_TOP_K", default=8, show_default=True,
+              type=click.IntRange(1, 20), help="How many advice passages to retrieve.")
+@provider_options
+@index_options
+@corpus_option
+def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources: bool,
+            top_k: int, provider: str, model: str | None, base_url: str | None,
+            structured_output: str, timeout: float, max_retries: int, collection: str,
+            chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+    """Reflect on one interview: keep pursuing or decline, and why.
+
+    NOTES is a Markdown or text file. Optional front matter helps:
+
+    \b
+      ---
+      company: Acme
+      role: Data Engineer
+      date: 2026-11-20
+      round: 2
+      interviewers: [Dana Ruiz]
+      current_pay: 95k
+      ---
+      - team seemed sharp, manager does weekly 1:1s
+      - they want a 2-week unpaid trial project before an offer
+
+    \b
+    Examples:
+      debrief reflect notes/2026-11-20-acme.md
+      debrief reflect notes.md --json | jq .decision
+      debrief reflect notes.md --out reflections/acme.md --show-sources
+      OPENAI_BASE_URL=http://127.0.0.1:11434/v1 debrief reflect notes.md --model llama3.1
+
+    Exit codes: 0 done, 2 bad input or configuration (one line on stderr).
+    """
+    from pipeline import runtime
+    from pipeline.errors import DebriefError
+    from pipeline.notes import read_notes
+
+    notes = read_notes(notes_file)
+    if out_path is not None and out_path.resolve() == notes_file.resolve():
+        raise DebriefError("--out points at your notes file; notes are never overwritten.")
+    err = click.get_text_stream("stderr")
+    quiet = as_json or not err.isatty()
+
+    def status(msg: str) -> None:
+        if not quiet:
+            click.echo(f"· {msg}", err=True)
+
+    # Build the provider first: a missing key fails before any slow work.
+    engine = runtime.make_provider(provider, model=model, base_url=base_url,
+                                   structured_output=structured_output, timeout=timeout,
+                                   max_retries=max_retries)
+    index = runtime.open_index(chroma_url, collection)
+    runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs),
+                         lambda m: click.echo(m, err=True))
+
+    from pipeline.reflect import reflect as run
+    from pipeline.render import to_json, to_markdown
+    from pipeline.retrieve import RetrieveOptions
+
+    result = run(notes, index, engine, opts=RetrieveOptions(k=top_k), status=status)
+
+    if out_path is not None:
+        from pipeline.atomic import write_text
+
+        text = to_json(result) if out_path.suffix.lower() == ".json" else to_markdown(result)
+        write_text(out_path, text)
+        status(f"wrote {out_path}")
+    if as_json:
+        click.echo(to_json(result), nl=False)
+        return
+    md = to_markdown(result, show_sources=show_sources)
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(md))
+    else:
+        click.echo(md, nl=False)

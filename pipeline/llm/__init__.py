@@ -1,0 +1,1 @@
+"""Providers behind one small interface: the offline engine and OpenAI-compatible servers."""

@@ -1,0 +1,291 @@
+"""The offline engine: a deterministic coach that needs no key and no network.
+
+It reads each note sentence three ways: explicit cues (``cues.py``), the advice topic the
+sentence is closest to (corpus cue lines, matched by embedding in retrieval), and its
+sentiment (VADER). Each sentence becomes signed evidence; the sum decides; the strongest
+evidence becomes the reasons, each quoting its sentence and citing a retrieved passage.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+
+from pipeline.llm import cues as C
+from pipeline.llm.base import Attempt, Message
+from pipeline.notes import Notes
+from pipeline.retrieve import Passage, Retrieval, SentenceSignal
+from pipeline.schema import Angle, NextStep, PracticeItem, Reason, RedFlag, ReflectionDraft
+
+TOPIC_MIN = 0.5  # cue-line cosine from which a sentence counts as being about that topic
+MAX_PER_SENTENCE = 3.5
+
+
+@cache
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+@dataclass
+class Evidence:
+    sig: SentenceSignal
+    weight: float
+    label: str
+    cues: list[C.Cue] = field(default_factory=list)
+    red_flag: bool = False
+    self_performance: bool = False
+
+    @property
+    def direction(self) -> str:
+        return "keep" if self.weight > 0 else "decline"
+
+
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
+
+
+def _current_pay(notes: Notes) -> float | None:
+    if not notes.meta.current_pay:
+        return None
+    found = C.amounts(notes.meta.current_pay)
+    return max(found) if found else None
+
+
+def weigh_sentence(sig: SentenceSignal, current_pay: float | None,
+                   titles: dict[str, str]) -> Evidence:
+    text = sig.text
+    hits = C.match_cues(text)
+    sentiment = _vader().polarity_scores(text)["compound"]
+    weight = 0.0
+    label = ""
+    if C.SELF_PERFORMANCE.search(text):
+        # how the person did is practice material, not a verdict on the employer
+        return Evidence(sig, 0.0, "Your own performance", self_performance=True)
+    for cue in hits:
+        weight += cue.direction * cue.weight
+    if hits:
+        label = max(hits, key=lambda c: c.weight).label
+    if current_pay and C.PAY_WORDS.search(text):
+        # only figures in the same range as a salary; fees, deductions and bonuses are not pay
+        offered = [a for a in C.amounts(text) if 0.4 * current_pay <= a <= 3 * current_pay]
+        if offered and not any(c.key in ("pay-below", "pay-up") for c in hits):
+            if max(offered) < current_pay * 0.97:
+                weight -= 2.5
+                label = "Pay below the current job"
+                hits.append(next(c for c in C.CUES if c.key == "pay-below"))
+            elif min(offered) > current_pay * 1.05:
+                weight += 2.0
+                label = "Pay above the current job"
+                hits.append(next(c for c in C.CUES if c.key == "pay-up"))
+    if sig.cue_doc and sig.cue_sim >= TOPIC_MIN and sig.cue_stance in ("keep", "decline"):
+        topic = (1 if sig.cue_stance == "keep" else -1) * min((sig.cue_sim - 0.45) * 6, 1.5)
+        if abs(sentiment) >= 0.5 and _sign(sentiment) != _sign(topic):
+            topic *= 0.25  # the sentence's tone contradicts the topic: likely a negation
+        if not hits or _sign(topic) != _sign(weight):
+            weight += topic
+        label = label or titles.get(sig.cue_doc, sig.cue_doc)
+    if abs(sentiment) >= 0.3:
+        # tone counts fully on its own, and little where an explicit cue already spoke
+        weight += (0.25 if hits else 0.7) * sentiment
+        label = label or ("A good sign in the notes" if sentiment > 0 else "A worry in the notes")
+    weight = max(-MAX_PER_SENTENCE, min(MAX_PER_SENTENCE, weight))
+    red = weight <= -1.0 and (any(c.red_flag for c in hits) or (
+        sig.cue_stance == "decline" and sig.cue_sim >= 0.55))
+    return Evidence(sig, round(weight, 4), label, hits, red)
+
+
+def _first_name(notes: Notes) -> str:
+    if notes.meta.interviewers:
+        name = re.split(r"[\s(,]", notes.meta.interviewers[0].strip())[0]
+        return name or "there"
+    return "there"
+
+
+def _role_at(notes: Notes) -> str:
+    role = notes.meta.role
+    company = notes.company
+    if role and company:
+        return f"the {role} role at {company}"
+    if role:
+        return f"the {role} role"
+    return f"the role at {company}" if company else "the role"
+
+
+def thank_you(notes: Notes) -> str:
+    return (
+        f"Hi {_first_name(notes)},\n\n"
+        f"Thank you for taking the time to talk with me about {_role_at(notes)}. I enjoyed "
+        "the conversation and I left more interested in the work and the team. If it would "
+        "help, I am happy to share anything else you need from me before the next step.\n\n"
+        "I look forward to hearing from you.\n\nBest regards,"
+    )
+
+
+def withdrawal(notes: Notes) -> str:
+    company = notes.company or "your team"
+    return (
+        f"Hi {_first_name(notes)},\n\n"
+        f"Thank you for the time you and the team spent with me on {_role_at(notes)}. "
+        "After careful thought I have decided to withdraw from the process, as the role is not "
+        f"the right fit for me at this point. I appreciated learning about {company}, and I "
+        "hope our paths cross again.\n\nWishing you and the team all the best,"
+    )
+
+
+_QUESTION = re.compile(r"[^.!?\n\"“”]{12,220}\?")
+
+
+def _questions_from(passage: Passage) -> list[str]:
+    out = []
+    for q in _QUESTION.findall(passage.text):
+        q = q.strip(" -*>:'\"“”‘’")
+        if len(q.split()) >= 4 and not q.lower().startswith(("is it", "is this", "should you")):
+            out.append(q[0].upper() + q[1:])
+    return out
+
+
+class OfflineEngine:
+    name = "offline"
+    model = "debrief-offline-1"
+
+    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
+        draft = self.reflect(notes, retrieval)
+        return Attempt(draft=draft, raw=draft.model_dump_json())
+
+    def reflect(self, notes: Notes, retrieval: Retrieval) -> ReflectionDraft:
+        passages = {p.id: p for p in retrieval.passages}
+        titles = {p.doc_id: p.title for p in retrieval.passages}
+        pay = _current_pay(notes)
+        evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences]
+        cited = [e for e in evidence if e.sig.best_passage in passages]
+        total = sum(e.weight for e in cited)
+        decision = "keep" if total >= 0 else "decline"
+        confidence = round(0.5 + 0.45 * math.tanh(abs(total) / 3.0), 2)
+
+        scored = sorted((e for e in cited if abs(e.weight) >= 0.3),
+                        key=lambda e: (-abs(e.weight), e.sig.index))
+        pro = [e for e in scored if e.direction == decision][:4]
+        con = [e for e in scored if e.direction != decision][:2]
+        reasons = [self._reason(e) for e in sorted(pro + con, key=lambda e: -abs(e.weight))]
+        if not reasons and cited:
+            # nothing leans either way: say so, resting on the sentence closest to the advice
+            e = max(cited, key=lambda e: (e.sig.passage_sim, -e.sig.index))
+            reasons = [Reason(point="The notes say little either way; the call follows the advice "
+                              "to see a process through before judging it.",
+                              quote=e.sig.text, passage_ids=[e.sig.best_passage], supports=decision)]
+        if not reasons:
+            raise ValueError("no retrievable evidence")
+
+        flags = sorted((e for e in cited if e.red_flag), key=lambda e: (e.weight, e.sig.index))[:5]
+        red_flags = [
+            RedFlag(flag=e.label, quote=e.sig.text, passage_ids=[e.sig.best_passage],
+                    severity="high" if e.weight <= -2 else "medium" if e.weight <= -1.2 else "low")
+            for e in flags
+        ]
+        n_for = sum(1 for e in cited if e.weight >= 0.3)
+        n_against = sum(1 for e in cited if e.weight <= -0.3)
+        verdict = "Keep pursuing" if decision == "keep" else "Decline"
+        summary = (f"{verdict} {_role_at(notes)}. {n_for} line(s) in your notes point toward "
+                   f"keeping and {n_against} toward declining")
+        summary += f"; the weightiest is “{reasons[0].quote}”." if abs(total) >= 0.3 else \
+            ", and neither side clearly outweighs the other."
+        if red_flags:
+            summary += " Red flags: " + ", ".join(sorted({f.flag.lower() for f in red_flags})) + "."
+        if retrieval.ignored:
+            summary += f" {len(retrieval.ignored)} line(s) that read as instructions to the tool were ignored."
+
+        all_text = [s.text for s in retrieval.sentences]
+        low_interest = any(C.LOW_INTEREST.search(t) for t in all_text)
+        practice = self._practice_plan(evidence)
+        has_offer = any(c.key == "other-offer" for e in evidence for c in e.cues)
+        late_stage = any(c.key == "mutual" for e in evidence for c in e.cues)
+        clarity_lines = [t for t in all_text if C.CLARITY.search(t)]
+
+        practice_value = Angle(
+            rating="high" if low_interest or len(practice) >= 2 else "medium" if practice else "low",
+            note=("You are not sold on this one, so it is a low-stakes rehearsal for the interview "
+                  "that matters." if low_interest else
+                  f"{len(practice)} moment(s) in the notes are worth rehearsing." if practice else
+                  "Nothing in the notes stood out as needing rehearsal."),
+        )
+        leverage_value = Angle(
+            rating="high" if has_offer else "medium" if late_stage and decision == "keep" else "low",
+            note=("Another offer is in play: an offer here strengthens your hand with both."
+                  if has_offer else
+                  "A late-stage process can turn into an offer you can weigh against others."
+                  if late_stage and decision == "keep" else
+                  "No competing offer is mentioned, so this process gives little leverage yet."),
+        )
+        clarity_value = Angle(
+            rating="high" if clarity_lines else "medium" if n_for and n_against else "low",
+            note=(f"You noted: “{clarity_lines[0]}”." if clarity_lines else
+                  "The mix of good and bad signs shows what you weigh most." if n_for and n_against
+                  else "The notes do not say what this taught you about what you want."),
+        )
+        questions = self._questions(evidence, passages, retrieval)
+        next_step = (NextStep(kind="thank_you", draft=thank_you(notes)) if decision == "keep"
+                     else NextStep(kind="withdrawal", draft=withdrawal(notes)))
+        return ReflectionDraft(
+            decision=decision, confidence=confidence, summary=summary, reasons=reasons,
+            red_flags=red_flags, practice_value=practice_value, leverage_value=leverage_value,
+            clarity_value=clarity_value, practice_plan=practice,
+            questions_for_next_round=questions, next_step=next_step,
+        )
+
+    @staticmethod
+    def _reason(e: Evidence) -> Reason:
+        lean = "points toward keeping" if e.weight > 0 else "weighs toward declining"
+        return Reason(point=f"{e.label}: this {lean}.", quote=e.sig.text,
+                      passage_ids=[e.sig.best_passage], supports=e.direction)
+
+    @staticmethod
+    def _practice_plan(evidence: list[Evidence]) -> list[PracticeItem]:
+        items: list[PracticeItem] = []
+        for e in evidence:
+            if not e.self_performance:
+                continue
+            tip = next((t for rx, t in C.REHEARSE if rx.search(e.sig.text)),
+                       "Rehearse this part aloud with a friend until it feels routine.")
+            items.append(PracticeItem(went_badly=e.sig.text, rehearse=tip))
+        return items[:4]
+
+    @staticmethod
+    def _questions(evidence: list[Evidence], passages: dict[str, Passage],
+                   retrieval: Retrieval) -> list[str]:
+        wanted: list[str] = []
+        worries = sorted((e for e in evidence if e.weight < 0 or C.UNKNOWN.search(e.sig.text)),
+                         key=lambda e: (e.weight, e.sig.index))
+        for e in worries:
+            p = passages.get(e.sig.best_passage or "")
+            for q in _questions_from(p) if p else []:
+                if q not in wanted:
+                    wanted.append(q)
+                    break
+            if len(wanted) >= 4:
+                break
+        if len(wanted) < 2:
+            for p in retrieval.passages:
+                for q in _questions_from(p):
+                    if q not in wanted:
+                        wanted.append(q)
+                        break
+                if len(wanted) >= 3:
+                    break
+        return wanted[:5]
+
+
+def explain(notes: Notes, retrieval: Retrieval) -> str:
+    """Per-sentence weights as JSON lines, for `--debug` and for tuning the engine honestly."""
+    titles = {p.doc_id: p.title for p in retrieval.passages}
+    pay = _current_pay(notes)
+    rows = []
+    for s in retrieval.sentences:
+        e = weigh_sentence(s, pay, titles)
+        rows.append(json.dumps({"w": e.weight, "cues": [c.key for c in e.cues], "topic": s.cue_doc,
+                                "sim": s.cue_sim, "text": s.text[:80]}))
+    return "\n".join(rows)

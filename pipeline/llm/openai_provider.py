@@ -1,0 +1,120 @@
+"""Any OpenAI-compatible chat server through langchain-openai's ChatOpenAI and the openai client.
+
+The structured-output method is a setting because servers differ: OpenAI takes
+``json_schema``; llama.cpp's server rejects it but constrains ``function_calling`` by
+grammar; some servers only honour ``json_mode``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.errors import ProviderError
+from pipeline.llm.base import Attempt, Message
+from pipeline.notes import Notes
+from pipeline.retrieve import Retrieval
+from pipeline.schema import ReflectionDraft
+
+METHODS = ("json_schema", "function_calling", "json_mode")
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def resolve_method(method: str | None, base_url: str | None) -> str:
+    if method and method != "auto":
+        if method not in METHODS:
+            raise ProviderError(f"structured output method '{method}' is not one of {', '.join(METHODS)}.")
+        return method
+    # OpenAI itself supports strict JSON schema; compatible servers most widely accept tools
+    return "json_schema" if not base_url or "api.openai.com" in base_url else "function_calling"
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, *, model: str | None, api_key: str | None, base_url: str | None,
+                 method: str | None = None, temperature: float = 0.0, timeout: float = 60.0,
+                 max_retries: int = 2, http_client: Any = None) -> None:
+        if not api_key and not base_url:
+            raise ProviderError(
+                "provider 'openai' needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local "
+                "OpenAI-compatible server such as Ollama or llama.cpp); or use --provider offline."
+            )
+        self.model = model or DEFAULT_MODEL
+        self.base_url = base_url
+        self.method = resolve_method(method, base_url)
+        from langchain_openai import ChatOpenAI
+
+        kwargs: dict[str, Any] = {}
+        if http_client is not None:
+            kwargs["http_client"] = http_client
+        # keys never leave this object: no logging, and recordings strip headers
+        self._llm = ChatOpenAI(
+            model=self.model,
+            api_key=api_key or "not-needed",
+            base_url=base_url,
+            temperature=temperature,
+            timeout=timeout,
+            max_retries=max_retries,  # the openai client backs off and honours Retry-After
+            **kwargs,
+        )
+        self._structured = self._llm.with_structured_output(
+            ReflectionDraft, method=self.method, include_raw=True
+        )
+
+    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
+        import openai
+
+        try:
+            out = self._structured.invoke(messages)
+        except openai.AuthenticationError:
+            raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
+        except openai.NotFoundError as exc:
+            raise ProviderError(f"the model server does not know model '{self.model}' or the path ({_msg(exc)}).") from None
+        except openai.RateLimitError as exc:
+            raise ProviderError(f"rate limited by the model server after retries (429: {_msg(exc)}).") from None
+        except openai.APITimeoutError:
+            raise ProviderError(f"the model server at {self._where()} timed out after retries.") from None
+        except openai.APIConnectionError:
+            raise ProviderError(f"cannot reach the model server at {self._where()}; is it running?") from None
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"the model server answered HTTP {exc.status_code}: {_msg(exc)}") from None
+        except (openai.APIError, ValueError) as exc:
+            raise ProviderError(f"the model answer could not be read: {_msg(exc)}") from None
+        raw_msg = out.get("raw")
+        usage = dict(getattr(raw_msg, "usage_metadata", None) or {})
+        raw = _raw_text(raw_msg)
+        parsed = out.get("parsed")
+        if isinstance(parsed, dict):
+            try:
+                parsed = ReflectionDraft.model_validate(parsed)
+            except Exception as exc:  # pydantic ValidationError, reported back to the model
+                return Attempt(None, raw, str(exc)[:2000], _ints(usage))
+        err = out.get("parsing_error")
+        if getattr(raw_msg, "additional_kwargs", {}).get("refusal"):
+            err = f"the model refused: {raw_msg.additional_kwargs['refusal']}"
+        if parsed is None and not err:
+            err = "empty answer" if not raw.strip() else "no structured result in the answer"
+        return Attempt(parsed, raw, str(err)[:2000] if err else None, _ints(usage))
+
+    def _where(self) -> str:
+        return self.base_url or "api.openai.com"
+
+
+def _ints(usage: dict[str, Any]) -> dict[str, int]:
+    return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
+
+
+def _msg(exc: Exception) -> str:
+    text = getattr(exc, "message", None) or str(exc)
+    return " ".join(str(text).split())[:300]
+
+
+def _raw_text(msg: Any) -> str:
+    if msg is None:
+        return ""
+    calls = getattr(msg, "tool_calls", None) or []
+    if calls:
+        return json.dumps(calls[0].get("args", {}), ensure_ascii=False)
+    content = getattr(msg, "content", "")
+    return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)

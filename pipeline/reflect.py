@@ -1,0 +1,73 @@
+"""notes -> retrieval -> prompt -> provider -> validated Reflection. The whole pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipeline.errors import ModelAnswerInvalid
+from pipeline.index import AdviceIndex
+from pipeline.llm.base import Attempt, Message, Provider
+from pipeline.notes import Notes
+from pipeline.prompts import PROMPT_VERSION, render_messages
+from pipeline.retrieve import Retrieval, RetrieveOptions, retrieve
+from pipeline.schema import NotesInfo, Reflection, Source
+from pipeline.validate import problems
+
+MAX_ATTEMPTS = 2  # one answer, and one retry with the validation errors fed back
+
+Status = Callable[[str], None]
+
+
+def _feedback(errors: list[str]) -> str:
+    lines = "\n".join(f"- {e}" for e in errors[:12])
+    return ("Your previous answer failed validation:\n" + lines + "\nAnswer again with the full "
+            "structured result. Copy quotes exactly from the notes and cite only listed ids.")
+
+
+def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
+             status: Status | None = None) -> tuple[Attempt, int]:
+    messages: list[Message] = render_messages(notes, retrieval.passages)
+    errors: list[str] = []
+    for attempt_no in range(1, MAX_ATTEMPTS + 1):
+        if status:
+            status(f"asking {provider.name} ({provider.model}), attempt {attempt_no}")
+        attempt = provider.complete(messages, notes, retrieval)
+        if attempt.draft is None:
+            errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
+        else:
+            errors = problems(attempt.draft, notes, retrieval)
+        if not errors:
+            return attempt, attempt_no
+        messages = [*messages, ("assistant", attempt.raw[:20000] or "(empty)"),
+                    ("user", _feedback(errors))]
+    raise ModelAnswerInvalid(
+        f"the model's answer failed validation {MAX_ATTEMPTS} times ({errors[0]}"
+        f"{f'; and {len(errors) - 1} more' if len(errors) > 1 else ''}); nothing was written."
+    )
+
+
+def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
+            opts: RetrieveOptions | None = None, status: Status | None = None) -> Reflection:
+    if status:
+        status("retrieving advice")
+    retrieval = retrieve(notes, index, opts)
+    if not retrieval.passages:
+        from pipeline.errors import DebriefError
+
+        raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
+    attempt, attempts = generate(provider, notes, retrieval, status)
+    assert attempt.draft is not None
+    return Reflection(
+        **attempt.draft.model_dump(),
+        engine=provider.name,
+        model=provider.model,
+        prompt_version=PROMPT_VERSION,
+        index_fingerprint=index.fingerprint(),
+        attempts=attempts,
+        notes=NotesInfo(path=notes.path, company=notes.company, role=notes.meta.role,
+                        date=notes.meta.date, round=notes.meta.round, sha256=notes.sha256),
+        sources=[Source(id=p.id, doc_id=p.doc_id, title=p.title, heading=p.heading,
+                        stance=p.stance, source=p.source, score=p.score, text=p.text)
+                 for p in retrieval.passages],
+        ignored_lines=retrieval.ignored,
+    )

@@ -1,0 +1,100 @@
+"""The contract: what a reflection is. The model fills ``ReflectionDraft``; the pipeline adds
+provenance to make a ``Reflection``. Bump SCHEMA_VERSION on any breaking change."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+Decision = Literal["keep", "decline"]
+Rating = Literal["none", "low", "medium", "high"]
+
+
+class Reason(BaseModel):
+    point: str = Field(description="The reason, in one sentence.")
+    quote: str = Field(description="Exact words copied from the notes that this reason rests on.")
+    passage_ids: list[str] = Field(
+        description="Ids of the advice passages (e.g. 'growth-and-learning#1') this draws on."
+    )
+    supports: Decision = Field(description="Which call this reason supports.")
+
+
+class RedFlag(BaseModel):
+    flag: str = Field(description="What is worrying, in a few words.")
+    quote: str = Field(description="Exact words copied from the notes.")
+    passage_ids: list[str] = Field(description="Ids of the advice passages it draws on.")
+    severity: Literal["low", "medium", "high"]
+
+
+class Angle(BaseModel):
+    rating: Rating
+    note: str = Field(description="One or two sentences on why.")
+
+
+class PracticeItem(BaseModel):
+    went_badly: str = Field(description="What did not go well, from the notes.")
+    rehearse: str = Field(description="What to rehearse before the next interview.")
+
+
+class NextStep(BaseModel):
+    kind: Literal["thank_you", "withdrawal"] = Field(
+        description="'thank_you' when the decision is keep, 'withdrawal' when it is decline."
+    )
+    draft: str = Field(description="A short note the person can send, under 150 words.")
+
+
+class ReflectionDraft(BaseModel):
+    """What a model (or the offline engine) must produce."""
+
+    decision: Decision = Field(description="'keep' to keep pursuing, 'decline' to withdraw.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    summary: str = Field(description="Two or three sentences.")
+    reasons: list[Reason] = Field(min_length=1, max_length=8)
+    red_flags: list[RedFlag] = Field(default_factory=list, max_length=8)
+    practice_value: Angle = Field(description="What this process is worth as interview practice.")
+    leverage_value: Angle = Field(description="What it is worth as leverage with other employers.")
+    clarity_value: Angle = Field(description="What it taught about what the person wants.")
+    practice_plan: list[PracticeItem] = Field(default_factory=list, max_length=6)
+    questions_for_next_round: list[str] = Field(default_factory=list, max_length=8)
+    next_step: NextStep
+
+
+class Source(BaseModel):
+    id: str
+    doc_id: str
+    title: str
+    heading: str
+    stance: str
+    source: str
+    score: float
+    text: str
+
+
+class NotesInfo(BaseModel):
+    path: str
+    company: str
+    role: str | None = None
+    date: str | None = None
+    round: str | None = None
+    sha256: str
+
+
+class Reflection(ReflectionDraft):
+    """A validated reflection with where it came from. JSON output is this model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal["1"] = SCHEMA_VERSION
+    engine: str = Field(description="'offline' or 'openai'.")
+    model: str | None = None
+    prompt_version: str
+    index_fingerprint: str = ""
+    attempts: int = 1
+    notes: NotesInfo
+    sources: list[Source]
+    ignored_lines: list[str] = Field(
+        default_factory=list, description="Lines in the notes treated as injection attempts."
+    )
