@@ -82,7 +82,8 @@ def load_corpus(dirs: list[Path]) -> list[AdviceDoc]:
         if not d.is_dir():
             raise DebriefError(f"corpus folder {d} does not exist.")
         for path in sorted(d.rglob("*.md")):
-            if path.name.lower() == "readme.md" or any(p.startswith(".") for p in path.parts):
+            rel = path.relative_to(d).parts
+            if path.name.lower() == "readme.md" or any(p.startswith(".") for p in rel):
                 continue
             doc = load_doc(path)
             if doc.id in docs:

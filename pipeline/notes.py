@@ -141,6 +141,7 @@ def read_notes(path: Path) -> Notes:
 
 # --- sentences ---------------------------------------------------------------------------
 
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|#+)\s+")
 _SEG = None
 
@@ -150,12 +151,27 @@ def _segmenter():
     if _SEG is None:
         import pysbd
 
-        _SEG = pysbd.Segmenter(language="en", clean=False)
+        _SEG = pysbd.Segmenter(language="en", clean=False, char_span=True)
     return _SEG
 
 
 def normalize_ws(text: str) -> str:
     return " ".join(text.split())
+
+
+def units(body: str) -> list[str]:
+    """Paragraphs and list items, with soft-wrapped continuation lines joined back on."""
+    units: list[str] = []
+    body = _COMMENT.sub("\n", body)
+    for line in body.split("\n"):
+        if not line.strip():
+            units.append("")
+        elif (units and units[-1] and not _BULLET.match(line) and not units[-1].startswith("#")
+              and not line.lstrip().startswith(("|", ">"))):
+            units[-1] = f"{units[-1]} {line.strip()}"
+        else:
+            units.append(line.strip())
+    return [u for u in units if u]
 
 
 def sentences(body: str, *, max_len: int = 400) -> list[str]:
@@ -165,7 +181,7 @@ def sentences(body: str, *, max_len: int = 400) -> list[str]:
     the quote check relies on. Markdown bullets and heading marks are stripped off the front.
     """
     out: list[str] = []
-    for line in body.split("\n"):
+    for line in units(body):
         line = _BULLET.sub("", line).strip()
         if len(line) < 3 or set(line) <= set("-=*_#|: "):
             continue
@@ -173,9 +189,11 @@ def sentences(body: str, *, max_len: int = 400) -> list[str]:
             parts = [line[i : i + max_len] for i in range(0, len(line), max_len)]
         else:
             try:
-                parts = _segmenter().segment(line)
+                # spans, not strings: pysbd's strings can differ from the input ("<! --")
+                parts = [line[sp.start : sp.end] for sp in _segmenter().segment(line)]
             except Exception:  # pysbd has regex edge cases; fall back to the whole line
                 parts = [line]
+            parts = parts or [line]
         merged: list[str] = []
         for part in parts:
             part = normalize_ws(part).strip()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-from pipeline.guard import is_injection
+from pipeline.guard import injection_lines
 from pipeline.index import AdviceIndex
 from pipeline.notes import Notes, sentences
 
@@ -68,8 +68,8 @@ def _pick_sentences(all_sents: list[str]) -> list[int]:
 def retrieve(notes: Notes, index: AdviceIndex, opts: RetrieveOptions | None = None) -> Retrieval:
     opts = opts or RetrieveOptions()
     all_sents = sentences(notes.body)
-    ignored = [s for s in all_sents if is_injection(s)]
-    usable = [s for s in all_sents if not is_injection(s)]
+    ignored = injection_lines(all_sents)
+    usable = [s for s in all_sents if s not in ignored]
     chosen = _pick_sentences(usable)
     sent_texts = [usable[i] for i in chosen]
     whole = " ".join(usable)[:4000] or notes.body[:4000]

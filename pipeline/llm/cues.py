@@ -46,8 +46,7 @@ CUES: list[Cue] = [
        r"end of (the )?day|eod|within (24|48|twenty|forty)|by (monday|tuesday|wednesday|thursday|"
        r"friday|saturday|sunday)|on the spot)|(24|48)[- ]hours? to (decide|accept|sign|answer)|"
        r"pressur\w+|(good|valid|open|stands) (only )?(until|till)|"
-       r"(until|by|before) (\d{1,2}(:\d\d)? ?(am|pm)? |noon |midnight |end of day )?"
-       r"(tomorrow|tonight)|seat goes to|next candidate (in line )?gets|sign (it )?(today|now|"
+       r"(until|by|before) (\S+ ){0,2}(tomorrow|tonight)|seat goes to|next candidate (in line )?gets|sign (it )?(today|now|"
        r"on the spot|at the session|before (i|you) leave)|hold (my|your) (spot|place|seat)",
        red_flag=True),
     _c("bait-switch", "The role differs from the posting", -1, 2.0, "red-flag-bait-and-switch-role",
@@ -59,19 +58,21 @@ CUES: list[Cue] = [
     _c("disrespect", "Disrespect in the process", -1, 1.5, "red-flag-disrespect-in-the-process",
        r"\b(late\b(?! nights?| hours| shifts?| stage| round)|no[- ]show|didn'?t (show|turn) up|kept me waiting|on (his|her|their) phone|"
        r"checking (his|her|their) phone|rude|condescending|dismissive|interrupted|yelled|"
-       r"laughed at|eye[- ]?roll|disrespect\w*|demeaning|belittl\w+|patroniz\w+|patronis\w+|"
+       r"laughed at|eye[- ]?roll|tore into|shouted at|screamed at|snapped at|berat\w+|humiliat\w+|"
+       r"chewed (him|her|them|me) out|talked over|cut (me|her|him|them) off|cut across|disrespect\w*|demeaning|belittl\w+|patroniz\w+|patronis\w+|"
        r"(asked|question) about (my )?(age|kids|children|pregnan|marri|religion|family plans))",
        red_flag=True),
     _c("turnover", "Turnover or evasive answers about it", -1, 1.5, "red-flag-evasive-about-turnover",
        r"turnover|churn|attrition|revolving door|(everyone|people|whole team|half the team) "
        r"(has |have |had |just |keep |keeps )?(left|leaving|quit)|"
-       r"(third|fourth|fifth|3rd|4th|5th) (person|hire|one) (in|this|to)|"
+       r"\b(third|fourth|fifth|sixth|3rd|4th|5th|6th) (\w+ ){0,2}(in|this|since|within)\b|"
        r"(last|previous) (\w+ )?(person|hire|one|junior|senior|manager|lead|engineer|designer)\b"
        r".{0,30}(didn'?t work out|left|quit|lasted|was let go|got fired)", red_flag=True),
     _c("evasive", "Evasive answers", -1, 1.5, "red-flag-evasive-about-pay",
        r"evasive|dodg\w+|(got|was|went|were|stayed|very|pretty) vague|no (real )?numbers|"
        r"deflect\w*|changed the subject|(wouldn'?t|won'?t|refused to|didn'?t want "
-       r"to|couldn'?t) (say|answer|tell|share|give|discuss|talk)|vague (answer|about|on)|"
+       r"to|couldn'?t) (say|answer|tell|share|give|discuss|talk|put|confirm|commit|show)|"
+       r"moved on|brushed (it |me )?off|sidestep\w*|vague (answer|about|on)|"
        r"we'?ll (talk|discuss|get to|figure out|sort out) (about )?(money|comp|pay|salary|numbers|"
        r"that|it|the (money|number|range|details))\b.{0,20}(later|after|once|down the)|"
        r"(pay|salary|range|comp|money)\b.{0,40}\b(later|after the trial|depends|tbd|flexible)",
@@ -127,10 +128,11 @@ CUES: list[Cue] = [
        r"\b(i|i'?d|i'?m|i am|i really)\b.{0,25}\b(want this|want the (job|role)|would (accept|"
        r"take it|say yes)|hope (i|they) (get|make|hear|move)|excited (to|about)|can'?t wait|keen to|"
        r"(definitely|absolutely) (moving|going|want)|would love (to|this|the))|^\W*(yes|keep)\b\W|"
-       r"\bmy (top|first) choice\b"),
+       r"\bmy (top|first) choice\b|(i'?ve|i have) (always |long )?wanted|what i'?ve (always )?wanted|"
+       r"dream (job|role|company)"),
     _c("gut-no", "Your gut says no", -1, 1.5, "listening-to-your-energy",
        r"\bgut\b.{0,15}\b(no|nope|says no|not great|bad|negative|uneasy|off)\b|"
-       r"(felt|feel|feeling) (off|uneasy|drained|deflated)"),
+       r"(felt|feel|feeling) (sick|off|uneasy|drained|deflated|uncomfortable|anxious|dread\w*)"),
     _c("gut-yes", "Your gut says yes", +1, 1.5, "listening-to-your-energy",
        r"\bgut\b.{0,15}\b(yes|says yes|good|great|positive|excited)\b|"
        r"(felt|feel|feeling|left) (energi[sz]ed|excited|buzzing|great)"),
@@ -202,6 +204,7 @@ AMOUNT = re.compile(
 )
 
 
+_RANGE = re.compile(r"(\d+)(\s*(?:-|–|to)\s*[$£€]?\d+)\s?([kK])\b")
 _UNIT = re.compile(r"\s*(/|per |an |a |each )\s*(?P<u>hour|hr|h|week|wk|month|mo|year|yr|annum)\b",
                    re.I)
 _PER_YEAR = {"hour": 2080, "hr": 2080, "h": 2080, "week": 52, "wk": 52, "month": 12, "mo": 12,
@@ -215,6 +218,8 @@ def amounts(text: str) -> list[float]:
     with a sign and no unit is read as an hourly rate.
     """
     found: list[float] = []
+    # "$125-135k": the suffix of a range's upper end applies to its lower end too
+    text = _RANGE.sub(lambda m: f"{m.group(1)}{m.group(3)}{m.group(2)}{m.group(3)}", text)
     for m in AMOUNT.finditer(text):
         try:
             value = float(m.group("num").replace(",", ""))

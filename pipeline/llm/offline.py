@@ -20,6 +20,7 @@ from pipeline.notes import Notes
 from pipeline.retrieve import Passage, Retrieval, SentenceSignal
 from pipeline.schema import Angle, NextStep, PracticeItem, Reason, RedFlag, ReflectionDraft
 
+_BUT = re.compile(r"\b(?:but|though|although|however|yet)\b", re.I)
 TOPIC_MIN = 0.5  # cue-line cosine from which a sentence counts as being about that topic
 MAX_PER_SENTENCE = 3.5
 
@@ -66,8 +67,16 @@ def weigh_sentence(sig: SentenceSignal, current_pay: float | None,
     if C.SELF_PERFORMANCE.search(text):
         # how the person did is practice material, not a verdict on the employer
         return Evidence(sig, 0.0, "Your own performance", self_performance=True)
+    # "X, but Y": the clause after "but" is what the writer concluded, so a red flag before
+    # it that the writer then calls fine is softened, and vice versa
+    tail = _BUT.split(text, maxsplit=1)
+    tail_tone = _vader().polarity_scores(tail[1])["compound"] if len(tail) == 2 else 0.0
     for cue in hits:
-        weight += cue.direction * cue.weight
+        w = cue.direction * cue.weight
+        m = cue.pattern.search(tail[0]) if len(tail) == 2 else None
+        if m and abs(tail_tone) >= 0.3 and _sign(tail_tone) != cue.direction:
+            w *= 0.3
+        weight += w
     if hits:
         label = max(hits, key=lambda c: c.weight).label
     if current_pay and C.PAY_WORDS.search(text):
@@ -94,7 +103,7 @@ def weigh_sentence(sig: SentenceSignal, current_pay: float | None,
         weight += (0.25 if hits else 0.7) * sentiment
         label = label or ("A good sign in the notes" if sentiment > 0 else "A worry in the notes")
     weight = max(-MAX_PER_SENTENCE, min(MAX_PER_SENTENCE, weight))
-    red = weight <= -1.0 and (any(c.red_flag for c in hits) or (
+    red = weight <= -1.0 and (any(c.red_flag for c in hits if c.direction < 0) or (
         sig.cue_stance == "decline" and sig.cue_sim >= 0.55))
     return Evidence(sig, round(weight, 4), label, hits, red)
 
@@ -142,7 +151,10 @@ _QUESTION = re.compile(r"[^.!?\n\"“”]{12,220}\?")
 
 def _questions_from(passage: Passage) -> list[str]:
     out = []
-    for q in _QUESTION.findall(passage.text):
+    for q in _QUESTION.findall(passage.text.replace("*", "").replace("_", " ")):
+        head, sep, rest = q.rpartition(":")
+        if sep and len(head.split()) <= 3:
+            q = rest  # "Becomes: How is on-call shared?" -> the question itself
         q = q.strip(" -*>:'\"“”‘’")
         if len(q.split()) >= 4 and not q.lower().startswith(("is it", "is this", "should you")):
             out.append(q[0].upper() + q[1:])
