@@ -8,7 +8,7 @@ import sys
 import click
 
 from pipeline import __version__
-from pipeline.commands import index_cmd, reflect_cmd
+from pipeline.commands import eval_cmd, index_cmd, reflect_cmd
 from pipeline.errors import DebriefError
 
 
@@ -63,6 +63,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 cli.add_command(reflect_cmd.reflect)
 cli.add_command(index_cmd.index)
+cli.add_command(eval_cmd.eval_, name="eval")
 
 
 def main() -> None:

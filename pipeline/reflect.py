@@ -25,7 +25,9 @@ def _feedback(errors: list[str]) -> str:
 
 
 def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
-             status: Status | None = None) -> tuple[Attempt, int]:
+             status: Status | None = None,
+             trace: list[tuple[Attempt, list[str]]] | None = None) -> tuple[Attempt, int]:
+    """Ask, validate, and retry once with the errors. ``trace`` collects every attempt."""
     messages: list[Message] = render_messages(notes, retrieval.passages)
     errors: list[str] = []
     for attempt_no in range(1, MAX_ATTEMPTS + 1):
@@ -36,6 +38,8 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
             errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
         else:
             errors = problems(attempt.draft, notes, retrieval)
+        if trace is not None:
+            trace.append((attempt, errors))
         if not errors:
             return attempt, attempt_no
         messages = [*messages, ("assistant", attempt.raw[:20000] or "(empty)"),
@@ -47,15 +51,17 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
 
 
 def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
-            opts: RetrieveOptions | None = None, status: Status | None = None) -> Reflection:
+            opts: RetrieveOptions | None = None, status: Status | None = None,
+            trace: list[tuple[Attempt, list[str]]] | None = None,
+            retrieval: Retrieval | None = None) -> Reflection:
     if status:
         status("retrieving advice")
-    retrieval = retrieve(notes, index, opts)
+    retrieval = retrieval or retrieve(notes, index, opts)
     if not retrieval.passages:
         from pipeline.errors import DebriefError
 
         raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
-    attempt, attempts = generate(provider, notes, retrieval, status)
+    attempt, attempts = generate(provider, notes, retrieval, status, trace)
     assert attempt.draft is not None
     return Reflection(
         **attempt.draft.model_dump(),

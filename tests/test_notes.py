@@ -190,7 +190,8 @@ def test_front_matter_company_wins_over_file_name() -> None:
 
 # -- sentences ----------------------------------------------------------------------------
 def test_sentences_strip_bullets_and_headings() -> None:
-    body = "# Round 2\n\n- Dana was sharp and kind.\n* They pay well above market.\n1. Final round next week.\n---\n"
+    body = ("# Round 2\n\n- Dana was sharp and kind.\n* They pay well above market.\n"
+            "1. Final round next week.\n\n---\n\n| :-: |\n")
     assert sentences(body) == [
         "Round 2",
         "Dana was sharp and kind.",

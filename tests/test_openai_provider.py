@@ -189,8 +189,7 @@ def test_function_calling_valid_answer(openai_env: HTTPServer) -> None:
     tool = body["tools"][0]
     assert tool["type"] == "function" and tool["function"]["name"] == "ReflectionDraft"
     assert "decision" in tool["function"]["parameters"]["properties"]
-    choice = body["tool_choice"]
-    assert choice == "required" or choice["function"]["name"] == "ReflectionDraft"
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "ReflectionDraft"}}
     assert "response_format" not in body
     assert body.get("temperature") == 0.0
     # the note text travels inside the markers, verbatim
@@ -219,7 +218,7 @@ def test_json_schema_answer_in_content(openai_env: HTTPServer) -> None:
     assert result.exit_code == 0, describe(result)
     body = fake.seen[0].body
     fmt = body["response_format"]
-    assert fmt["type"] == "json_schema"
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["name"] == "ReflectionDraft"
     assert "decision" in fmt["json_schema"]["schema"]["properties"]
     assert "tools" not in body
     r = Reflection.model_validate_json(result.stdout)
@@ -337,3 +336,18 @@ def test_base_url_flag_without_key_uses_openai(indexed_home: Path, httpserver: H
     assert result.exit_code == 0, describe(result)
     assert len(fake.seen) == 1
     assert Reflection.model_validate_json(result.stdout).engine == "openai"
+
+
+@pytest.mark.xfail(
+    reason="BUG: 'temperature' is an accepted config key, but no option or make_provider "
+    "argument carries it, so the request always has temperature 0.0",
+    strict=True,
+)
+def test_config_temperature_reaches_the_request(openai_env: HTTPServer,
+                                                indexed_home: Path) -> None:
+    (indexed_home / "config.toml").write_text("temperature = 0.7\n", encoding="utf-8")
+    fake = FakeOpenAI(openai_env, [lambda s: completion(s, valid_answer(s))])
+    result = reflect("--max-retries", 0)
+    fake.check()
+    assert result.exit_code == 0, describe(result)
+    assert fake.seen[0].body["temperature"] == 0.7

@@ -1,0 +1,229 @@
+"""`debrief eval`: score the pipeline on labelled cases; `debrief eval bless` sets the baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from pipeline.commands.options import corpus_option, index_options
+
+MODES = ["replay", "offline", "openai"]
+
+
+@click.group(invoke_without_command=True)
+@click.option("--mode", type=click.Choice(MODES), default="replay", show_default=True,
+              envvar="DEBRIEF_EVAL_MODE",
+              help="replay: recorded model answers, offline. offline: the offline engine. "
+                   "openai: a live server (OPENAI_API_KEY or OPENAI_BASE_URL).")
+@click.option("--record", is_flag=True, help="With --mode openai: re-record every request.")
+@click.option("--record-missing", is_flag=True,
+              help="With --mode openai: record only requests that have no recording yet.")
+@click.option("--cases", "cases_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("eval/cases"), show_default=True, help="Folder of labelled cases.")
+@click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("eval/recordings"), show_default=True)
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("eval/baseline.json"), show_default=True)
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("eval/reports/latest"), show_default=True,
+              help="Where report.json and report.md go.")
+@click.option("--fail-on-regression", is_flag=True,
+              help="Exit 1 when a metric falls below the baseline by more than its tolerance.")
+@click.option("--model", envvar="DEBRIEF_MODEL", default=None, help="Model for --mode openai.")
+@click.option("--base-url", envvar=["DEBRIEF_BASE_URL", "OPENAI_BASE_URL"], default=None,
+              help="Server for --mode openai.")
+@click.option("--structured-output", envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto",
+              type=click.Choice(["auto", "json_schema", "function_calling", "json_mode"]))
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=click.IntRange(1, 20))
+@index_options
+@corpus_option
+@click.pass_context
+def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
+          rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
+          model: str | None, base_url: str | None, structured_output: str, timeout: float,
+          top_k: int, collection: str, chroma_url: str | None,
+          corpus_dirs: tuple[Path, ...]) -> None:
+    """Measure decisions, retrieval and structure on labelled cases, offline by default.
+
+    Each case is eval/cases/NAME.md (notes) with NAME.yaml (expected decision, gold advice
+    ids, tags). Replay answers every model request from eval/recordings/, keyed by a hash
+    of the request and prompt version; a request with no recording fails the run and names
+    the nearest recording and what differs.
+
+    \b
+    Examples:
+      debrief eval                                   # replay recorded answers
+      debrief eval --mode offline --fail-on-regression
+      OPENAI_BASE_URL=http://127.0.0.1:8080/v1 debrief eval --mode openai --record-missing
+      debrief eval bless --report-dir eval/reports/latest
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from pipeline import __version__, runtime
+    from pipeline.errors import DebriefError
+    from pipeline.evaluate import (
+        aggregate,
+        cases_digest,
+        compare,
+        load_baseline,
+        load_cases,
+        run_eval,
+        to_markdown,
+    )
+    from pipeline.prompts import PROMPT_VERSION
+    from pipeline.schema import SCHEMA_VERSION
+
+    if (record or record_missing) and mode != "openai":
+        raise DebriefError("--record and --record-missing need --mode openai.")
+    cases = load_cases(cases_dir)
+    index = runtime.open_index(chroma_url, collection)
+    runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs), lambda m: click.echo(m, err=True))
+
+    transport = None
+    if mode == "offline":
+        from pipeline.llm.offline import OfflineEngine
+
+        provider = OfflineEngine()
+    else:
+        import httpx
+
+        from pipeline.llm.openai_provider import OpenAIProvider
+        from pipeline.recording import RecordingStore, RecordingTransport, ReplayTransport
+
+        store = RecordingStore(rec_dir, PROMPT_VERSION)
+        manifest_path = rec_dir / "manifest.json"
+        if mode == "replay":
+            if not manifest_path.is_file():
+                raise DebriefError(f"no recordings manifest at {manifest_path}; record first with "
+                                   "--mode openai --record.")
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            transport = ReplayTransport(store)
+            provider = OpenAIProvider(model=manifest["model"], api_key="replay",
+                                      base_url="http://replay.invalid/v1",
+                                      method=manifest["structured_output"], max_retries=0,
+                                      timeout=timeout, http_client=httpx.Client(transport=transport))
+        else:
+            import os
+
+            live = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
+                                  base_url=base_url, method=structured_output, timeout=timeout,
+                                  max_retries=2)
+            if record or record_missing:
+                provenance = {"model": live.model, "server": base_url or "api.openai.com",
+                              "structured_output": live.method, "tool_version": __version__,
+                              "how": "debrief eval --mode openai "
+                                     + ("--record-missing" if record_missing else "--record")}
+                transport = RecordingTransport(store, provenance, only_missing=record_missing)
+                provider = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
+                                          base_url=base_url, method=structured_output,
+                                          timeout=timeout, max_retries=2,
+                                          http_client=httpx.Client(transport=transport))
+                from pipeline.atomic import write_text
+
+                write_text(manifest_path, json.dumps({
+                    "model": live.model, "structured_output": live.method,
+                    "prompt_version": PROMPT_VERSION, "server": provenance["server"],
+                    "note": "replay uses this model name and method so request keys match",
+                }, indent=2) + "\n")
+            else:
+                provider = live
+
+    err = click.get_text_stream("stderr")
+    if err.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"eval ({mode})", total=len(cases))
+            results = run_eval(cases, index, provider, k=top_k,
+                               progress=lambda _: bar.advance(task))
+    else:
+        results = run_eval(cases, index, provider, k=top_k)
+
+    metrics = aggregate(results)
+    report = {
+        "mode": mode,
+        "versions": {"tool": __version__, "prompt_version": PROMPT_VERSION,
+                     "schema_version": SCHEMA_VERSION, "index_fingerprint": index.fingerprint(),
+                     "engine": provider.name, "model": provider.model,
+                     "cases_digest": cases_digest(cases)},
+        "metrics": metrics,
+        "cases": [r.model_dump() for r in results],
+    }
+    baseline_all = load_baseline(baseline_path)
+    baseline = baseline_all.get("modes", {}).get(mode, {})
+    if baseline:
+        baseline = {"metrics": baseline.get("metrics", {}),
+                    "tolerance": baseline_all.get("tolerance", {})}
+    report["regressions"] = compare(metrics, baseline) if baseline else []
+
+    from pipeline.atomic import write_text
+
+    write_text(report_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text(report_dir / "report.md", to_markdown(report))
+    _print_summary(report, baseline)
+    click.echo(f"report: {report_dir / 'report.md'}", err=True)
+
+    misses = getattr(transport, "misses", [])
+    if misses:
+        for m in misses[:10]:
+            click.echo(f"replay miss: {m}", err=True)
+        raise DebriefError(f"{len(misses)} request(s) had no recording (see above); replay never "
+                           "falls back to a live call.", exit_code=1)
+    if isinstance(transport, object) and hasattr(transport, "recorded"):
+        click.echo(f"recorded {transport.recorded} request(s), reused {transport.reused}.", err=True)
+    if fail_on_regression:
+        if not baseline:
+            raise DebriefError(f"no baseline for mode '{mode}' in {baseline_path}; run "
+                               "'debrief eval bless' first.", exit_code=1)
+        if report["regressions"]:
+            for r in report["regressions"]:
+                click.echo(f"REGRESSION {mode}: {r}", err=True)
+            raise DebriefError(f"{len(report['regressions'])} metric(s) regressed against "
+                               f"{baseline_path}.", exit_code=1)
+        click.echo(f"gate passed: no metric below the {mode} baseline beyond tolerance.", err=True)
+
+
+def _print_summary(report: dict, baseline: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.evaluate import GATED
+
+    m = report["metrics"]
+    table = Table(title=f"debrief eval · {report['mode']} · {report['versions']['engine']} "
+                        f"/ {report['versions']['model']} · {m['cases']} cases")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("baseline", justify="right")
+    for name in [*GATED, "errors", "latency_mean_s", "latency_p95_s", "tokens_total"]:
+        base = baseline.get("metrics", {}).get(name, "") if baseline else ""
+        table.add_row(name, str(m.get(name)), str(base))
+    Console(stderr=False, soft_wrap=True).print(table)
+
+
+@eval_.command()
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("eval/reports/latest"), show_default=True)
+@click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("eval/baseline.json"), show_default=True)
+def bless(report_dir: Path, baseline_path: Path) -> None:
+    """Make the latest report's metrics the baseline for its mode (a deliberate act)."""
+    from pipeline.atomic import write_text
+    from pipeline.errors import DebriefError
+    from pipeline.evaluate import DEFAULT_TOLERANCE, GATED, load_baseline
+
+    src = report_dir / "report.json"
+    if not src.is_file():
+        raise DebriefError(f"no report at {src}; run 'debrief eval' first.")
+    report = json.loads(src.read_text(encoding="utf-8"))
+    base = load_baseline(baseline_path) or {"tolerance": {"default": DEFAULT_TOLERANCE},
+                                             "modes": {}}
+    base.setdefault("modes", {})[report["mode"]] = {
+        "metrics": {k: report["metrics"][k] for k in GATED},
+        "versions": report["versions"],
+    }
+    write_text(baseline_path, json.dumps(base, indent=2, sort_keys=True) + "\n")
+    click.echo(f"blessed {report['mode']} metrics from {src} into {baseline_path}.")
