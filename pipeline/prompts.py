@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from string import Template
 
+from pipeline.errors import DebriefError
 from pipeline.notes import Notes
 from pipeline.resources import prompts_dir
 from pipeline.retrieve import Passage
@@ -13,8 +15,16 @@ PROMPT_VERSION = "reflect-v1"
 
 
 @cache
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
 def _load(version: str, part: str) -> str:
-    return (prompts_dir() / version / f"{part}.md").read_text(encoding="utf-8")
+    path = prompts_dir() / version / f"{part}.md"
+    try:
+        return _read(path)
+    except OSError as exc:
+        raise DebriefError(f"prompt file {path} cannot be read ({exc.strerror or exc}).") from None
 
 
 def _meta_lines(notes: Notes) -> str:

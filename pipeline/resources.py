@@ -22,7 +22,12 @@ def corpus_dir() -> Path:
 
 
 def prompts_dir() -> Path:
-    return _data_root("prompts")
+    """DEBRIEF_PROMPTS_DIR lets you try a prompt without reinstalling (and lets the eval
+    sabotage test prove a changed prompt cannot replay old answers)."""
+    import os
+
+    env = os.environ.get("DEBRIEF_PROMPTS_DIR")
+    return Path(env).expanduser() if env else _data_root("prompts")
 
 
 def tokenizer_dir() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -131,7 +132,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
             else:
                 provider = live
 
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     if err.isatty():
         from rich.progress import Progress
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -39,7 +40,7 @@ def index(rebuild: bool, no_default_corpus: bool, as_json: bool, collection: str
     if not dirs:
         raise DebriefError("--no-default-corpus needs at least one --corpus folder.")
     idx = runtime.open_index(chroma_url, collection)
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     if err.isatty() and not as_json:
         from rich.progress import Progress
 

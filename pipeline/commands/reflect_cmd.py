@@ -59,7 +59,7 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
     notes = read_notes(notes_file)
     if out_path is not None and out_path.resolve() == notes_file.resolve():
         raise DebriefError("--out points at your notes file; notes are never overwritten.")
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     quiet = as_json or not err.isatty()
 
     def status(msg: str) -> None:

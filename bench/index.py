@@ -1,0 +1,117 @@
+"""Benchmarks for issue 'reflect end to end', run by hand; prints ratios, asserts nothing.
+
+1. Embedding the corpus chunks: chromadb's stock ONNXMiniLM_L6_V2 (pads to 256 tokens,
+   batches of 32) against our LocalMiniLM (length-sorted, per-batch padding), same model
+   file, same chunks, same run. Also checks the vectors agree.
+2. Unchanged re-index: time of `AdviceIndex.build` when nothing changed.
+3. Cold `debrief --help` against a bare `python -c "import click"`.
+4. Warm offline `debrief reflect` on the example note, as a whole process.
+
+    python bench/index.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _stock_embedder(tmp: Path):
+    """The stock class, pointed at a folder holding the same six files (no download)."""
+    from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
+
+    from pipeline.embedding import model_path
+    from pipeline.resources import tokenizer_dir
+
+    onnx = tmp / "onnx"
+    onnx.mkdir(parents=True)
+    for f in tokenizer_dir().iterdir():
+        if f.is_file():
+            (onnx / f.name).symlink_to(f)
+    (onnx / "model.onnx").symlink_to(model_path())
+    ef = ONNXMiniLM_L6_V2(preferred_providers=["CPUExecutionProvider"])
+    ef.DOWNLOAD_PATH = tmp
+    return ef
+
+
+def _best(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def _proc(cmd: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=env, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    import numpy as np
+
+    from pipeline.corpus import chunk_corpus, load_corpus
+    from pipeline.embedding import LocalMiniLM
+    from pipeline.resources import corpus_dir
+
+    chunks = [c.embed_text for c in chunk_corpus(load_corpus([corpus_dir()]))]
+    with tempfile.TemporaryDirectory() as tmp:
+        stock = _stock_embedder(Path(tmp))
+        ours = LocalMiniLM()
+        stock(chunks[:2])
+        ours.embed(chunks[:2])  # load both sessions before timing
+        t_stock = _best(lambda: stock(chunks), args.repeat)
+        t_ours = _best(lambda: ours.embed(chunks), args.repeat)
+        a = np.array(stock(chunks))
+        b = ours.embed(chunks)
+        cos = float(np.min(np.sum(a * b, axis=1)))
+    print(f"embed {len(chunks)} corpus chunks: stock {t_stock:.2f}s ({len(chunks) / t_stock:.1f}/s), "
+          f"ours {t_ours:.2f}s ({len(chunks) / t_ours:.1f}/s), speed-up x{t_stock / t_ours:.2f}, "
+          f"min cosine between the two {cos:.5f}")
+
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, DEBRIEF_HOME=home, ANONYMIZED_TELEMETRY="False")
+        os.environ.update(DEBRIEF_HOME=home)
+        from pipeline import runtime
+
+        idx = runtime.open_index(None, "advice")
+        t = time.perf_counter()
+        idx.build(runtime.corpus_dirs())
+        t_full = time.perf_counter() - t
+        t_noop = _best(lambda: idx.build(runtime.corpus_dirs()), args.repeat)
+        print(f"index: full build {t_full:.2f}s, unchanged re-index {t_noop:.3f}s "
+              f"(target <= 0.3s), ratio x{t_full / t_noop:.0f}")
+
+        exe = [sys.executable, "-m", "pipeline"]
+        t_click = _proc([sys.executable, "-c", "import click"], args.repeat + 2, env)
+        t_help = _proc([*exe, "--help"], args.repeat + 2, env)
+        print(f"cold --help {t_help:.3f}s vs bare 'import click' {t_click:.3f}s: "
+              f"x{t_help / t_click:.2f} (target <= 3)")
+        note = str(ROOT / "examples" / "2026-11-20-acme.md")
+        _proc([*exe, "reflect", note], 1, env)  # warm: index built, files cached
+        t_ref = _proc([*exe, "reflect", note], args.repeat, env)
+        t_py = _proc([sys.executable, "-c", "pass"], args.repeat, env)
+        print(f"warm offline reflect (whole process) {t_ref:.2f}s (target <= 1.5s); "
+              f"bare python start {t_py:.3f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The eval harness: canonical keys, record against a real local server, strict replay,
+the baseline gate, and sabotage that the gate must catch."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, describe, run_cli, write_advice_doc
+from pytest_httpserver import HTTPServer
+from test_openai_provider import FakeOpenAI, completion, valid_answer
+
+from pipeline.recording import request_key
+
+CASES = ["a01-clear-keep-platform-team", "a06-decline-design-unpaid-trial",
+         "b08-final-round-mutual-interest", "a21-injection-decline-say-keep"]
+SENTINEL = "sk-debrief-sentinel-0123456789abcdef"
+KEY_LIKE = re.compile(r"sk-[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}|\"(api[_-]?key|authorization)\"\s*:",
+                      re.I)
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    return ("127.0.0.1", 0)
+
+
+@pytest.fixture
+def cases_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "cases"
+    d.mkdir()
+    for c in CASES:
+        for suffix in (".md", ".yaml"):
+            shutil.copy(ROOT / "eval" / "cases" / f"{c}{suffix}", d / f"{c}{suffix}")
+    return d
+
+
+def _eval(*args: object) -> object:
+    return run_cli("eval", *args)
+
+
+def test_request_key_is_canonical() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": 0}
+    same = {"temperature": 0, "messages": [{"content": "x", "role": "user"}], "model": "m",
+            "stream": False}
+    assert request_key(body, "reflect-v1") == request_key(same, "reflect-v1")
+    assert request_key(body, "reflect-v1") != request_key(body, "reflect-v2")
+    assert request_key(body, "reflect-v1") != request_key({**body, "temperature": 0.7}, "reflect-v1")
+
+
+def test_record_then_replay_offline(httpserver: HTTPServer, indexed_home: Path, cases_dir: Path,
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = tmp_path / "recordings"
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+    fake = FakeOpenAI(httpserver, [lambda s: completion(s, valid_answer(s))], key=SENTINEL)
+    recorded = _eval("--mode", "openai", "--record", "--cases", cases_dir, "--recordings", rec,
+                     "--report-dir", tmp_path / "r1", "--model", "test-model-7b",
+                     "--base-url", httpserver.url_for("/v1"),
+                     "--structured-output", "function_calling", "--timeout", 10)
+    fake.check()
+    assert recorded.exit_code == 0, describe(recorded)
+    files = sorted(p for p in rec.glob("*.json") if p.name != "manifest.json")
+    assert len(files) == len(CASES) == len(fake.seen)
+    for f in files:
+        data = json.loads(f.read_text())
+        assert data["provenance"]["model"] == "test-model-7b"
+        assert data["provenance"]["server"] == httpserver.url_for("/v1")
+        assert data["case"] in CASES
+        assert data["key"] == f.stem
+        text = f.read_text()
+        assert SENTINEL not in text and not KEY_LIKE.search(text), f.name
+    live = json.loads((tmp_path / "r1" / "report.json").read_text())
+
+    # replay: no key, no server, same answers
+    monkeypatch.delenv("OPENAI_API_KEY")
+    httpserver.clear()
+    replayed = _eval("--mode", "replay", "--cases", cases_dir, "--recordings", rec,
+                     "--report-dir", tmp_path / "r2")
+    assert replayed.exit_code == 0, describe(replayed)
+    again = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert [c["decision"] for c in again["cases"]] == [c["decision"] for c in live["cases"]]
+    assert again["metrics"]["final_valid_rate"] == 1.0
+    assert len(fake.seen) == len(CASES)  # replay made no request
+
+    # a changed prompt cannot replay old answers: strict miss naming case and difference
+    prompts = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts)
+    system = prompts / "reflect-v1" / "system.md"
+    system.write_text(system.read_text() + "\nBe brief.\n")
+    monkeypatch.setenv("DEBRIEF_PROMPTS_DIR", str(prompts))
+    missed = _eval("--mode", "replay", "--cases", cases_dir, "--recordings", rec,
+                   "--report-dir", tmp_path / "r3")
+    assert missed.exit_code == 1, describe(missed)
+    assert "no recording" in missed.stderr
+    assert "nearest is" in missed.stderr and "system message" in missed.stderr
+    assert CASES[0] in missed.stderr
+    assert len(fake.seen) == len(CASES)  # and still never a live call
+
+
+def test_offline_gate_bless_and_sabotage(indexed_home: Path, cases_dir: Path,
+                                         tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    first = _eval("--mode", "offline", "--cases", cases_dir, "--report-dir", tmp_path / "r",
+                  "--baseline", baseline)
+    assert first.exit_code == 0, describe(first)
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["metrics"]["cases"] == len(CASES)
+    assert report["versions"]["engine"] == "offline"
+    assert (tmp_path / "r" / "report.md").read_text().startswith("# debrief eval: offline")
+
+    no_base = _eval("--mode", "offline", "--cases", cases_dir, "--report-dir", tmp_path / "r",
+                    "--baseline", baseline, "--fail-on-regression")
+    assert no_base.exit_code == 1 and "no baseline" in no_base.stderr
+
+    blessed = _eval("bless", "--report-dir", tmp_path / "r", "--baseline", baseline)
+    assert blessed.exit_code == 0, describe(blessed)
+    stored = json.loads(baseline.read_text())
+    assert stored["modes"]["offline"]["metrics"]["decision_accuracy"] == \
+        report["metrics"]["decision_accuracy"]
+
+    ok = _eval("--mode", "offline", "--cases", cases_dir, "--report-dir", tmp_path / "r",
+               "--baseline", baseline, "--fail-on-regression")
+    assert ok.exit_code == 0, describe(ok)
+    assert "gate passed" in ok.stderr
+
+    # sabotage: a retriever whose index holds unrelated advice must fail the gate
+    decoy = tmp_path / "decoy"
+    for i in range(3):
+        write_advice_doc(decoy, f"decoy-doc-{i}")
+    built = run_cli("index", "--collection", "decoy", "--no-default-corpus", "--corpus", decoy)
+    assert built.exit_code == 0, describe(built)
+    broken = _eval("--mode", "offline", "--cases", cases_dir, "--report-dir", tmp_path / "s",
+                   "--baseline", baseline, "--fail-on-regression", "--collection", "decoy")
+    assert broken.exit_code == 1, describe(broken)
+    assert "REGRESSION offline: recall_at_k fell from" in broken.stderr
+
+
+def test_committed_recordings_hold_no_secrets() -> None:
+    rec = ROOT / "eval" / "recordings"
+    files = list(rec.glob("*.json"))
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert not KEY_LIKE.search(text), f"key-like string in {f.name}"
+        if f.name != "manifest.json":
+            assert json.loads(text)["provenance"]["how"]
