@@ -8,7 +8,7 @@ import sys
 import click
 
 from pipeline import __version__
-from pipeline.commands import eval_cmd, index_cmd, reflect_cmd
+from pipeline.commands import batch_cmd, eval_cmd, index_cmd, reflect_cmd
 from pipeline.errors import DebriefError
 
 
@@ -57,6 +57,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     from pipeline.config import load_config_file
 
     cfg = load_config_file()
+    if "corpus" in cfg:  # the option's parameter is corpus_dirs; a string means one folder
+        value = cfg.pop("corpus")
+        cfg["corpus_dirs"] = [value] if isinstance(value, str) else list(value)
     if cfg:
         ctx.default_map = {name: cfg for name in cli.commands}
 
@@ -64,6 +67,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 cli.add_command(reflect_cmd.reflect)
 cli.add_command(index_cmd.index)
 cli.add_command(eval_cmd.eval_, name="eval")
+cli.add_command(batch_cmd.batch)
 
 
 def main() -> None:

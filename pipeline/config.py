@@ -21,7 +21,6 @@ CONFIG_KEYS = {
     "chroma_url",
     "collection",
     "top_k",
-    "temperature",
     "timeout",
     "max_retries",
     "corpus",

@@ -60,18 +60,27 @@ def open_client(chroma_url: str | None, home: Path, token: str | None = None) ->
         try:
             return chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:
+            # chromadb caches a half-started system per path; drop it so a retry starts clean
+            with contextlib.suppress(Exception):
+                from chromadb.api.shared_system_client import SharedSystemClient
+
+                SharedSystemClient._identifier_to_system.pop(str(path), None)
             raise IndexError_(
                 f"the index at {path} cannot be opened ({type(exc).__name__}: {exc}); "
-                "run 'debrief index --rebuild' or delete that folder."
+                "run 'debrief index --rebuild', which sets the broken folder aside."
             ) from None
-    url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+    try:
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        port = url.port  # raises ValueError on a port that is not a number in 0-65535
+    except ValueError:
+        url, port = urlparse(""), None
     if url.scheme not in ("http", "https") or not url.hostname:
         raise IndexError_(f"Chroma URL '{chroma_url}' is not an http(s) URL like http://127.0.0.1:8000.")
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         client = chromadb.HttpClient(
             host=url.hostname,
-            port=url.port or (443 if url.scheme == "https" else 8000),
+            port=port or (443 if url.scheme == "https" else 8000),
             ssl=url.scheme == "https",
             headers=headers,
             settings=settings,
@@ -83,6 +92,20 @@ def open_client(chroma_url: str | None, home: Path, token: str | None = None) ->
             "is 'chroma run' up and the URL right?"
         ) from None
     return client
+
+
+def corpus_fingerprint(corpus_dirs: list[Path]) -> str:
+    """The fingerprint ``AdviceIndex.build`` would record for this corpus, without embedding.
+
+    `debrief doctor` compares it with the stored one to tell whether the corpus changed.
+    """
+    from pipeline.embedding import model_sha256
+
+    docs = load_corpus(corpus_dirs)
+    hashes = [c.content_hash for c in chunk_corpus(docs)]
+    hashes += [AdviceIndex._hash((f"{d.id}~{i}", cue.strip(), {"doc_id": d.id, "stance": d.stance}))
+               for d in docs for i, cue in enumerate(d.cues) if isinstance(cue, str) and cue.strip()]
+    return hashlib.sha256("\n".join(hashes).encode() + model_sha256().encode()).hexdigest()[:16]
 
 
 class AdviceIndex:

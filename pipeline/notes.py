@@ -70,7 +70,8 @@ def _meta_from(raw: dict[Any, Any]) -> NotesMeta:
         elif key == "interviewers":
             if value is None:
                 continue
-            items = value if isinstance(value, list) else str(value).split(",")
+            # _scalar first: str() of a YAML alias bomb (a mapping of mappings) never ends
+            items = value if isinstance(value, list) else (_scalar(value) or "").split(",")
             fields[key] = [s for s in (_scalar(v) for v in items) if s]
         elif isinstance(value, (str, int, float, date)):
             extra[key] = str(value)[:500]
@@ -97,15 +98,23 @@ def parse_notes(data: bytes, path: str) -> Notes:
     if not text.strip():
         raise DebriefError(f"{name}: the notes file is empty.")
 
-    import frontmatter
     import yaml
+    from frontmatter.default_handlers import YAMLHandler
 
     # a leading HTML comment (provenance, templates) may sit above the front matter
     lead = re.match(r"\s*<!--.*?-->\s*\n(?=---\s*\n)", text, re.S)
     if lead:
         text = text[lead.end():]
     try:
-        meta_raw, body = frontmatter.parse(text)
+        # split, then load ourselves: frontmatter.parse turns a list or a bare string into {}
+        handler = YAMLHandler()
+        if handler.detect(text):
+            fm, body = handler.split(text)
+            meta_raw = yaml.safe_load(fm)
+            meta_raw = {} if meta_raw is None else meta_raw
+        else:
+            meta_raw, body = {}, text
+        body = body.strip()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -164,7 +173,7 @@ def units(body: str) -> list[str]:
     units: list[str] = []
     body = _COMMENT.sub("\n", body)
     for line in body.split("\n"):
-        if not line.strip():
+        if not line.strip() or set(line.strip()) <= set("-=*_"):
             units.append("")
         elif (units and units[-1] and not _BULLET.match(line) and not units[-1].startswith("#")
               and not line.lstrip().startswith(("|", ">"))):
@@ -185,26 +194,27 @@ def sentences(body: str, *, max_len: int = 400) -> list[str]:
         line = _BULLET.sub("", line).strip()
         if len(line) < 3 or set(line) <= set("-=*_#|: "):
             continue
+        spans: list[tuple[int, int]]
         if len(line) > 5000:
-            parts = [line[i : i + max_len] for i in range(0, len(line), max_len)]
+            spans = [(i, min(i + max_len, len(line))) for i in range(0, len(line), max_len)]
         else:
             try:
-                # spans, not strings: pysbd's strings can differ from the input ("<! --")
-                parts = [line[sp.start : sp.end] for sp in _segmenter().segment(line)]
+                # offsets, not strings: pysbd's strings can differ from the input ("<! --")
+                spans = [(sp.start, sp.end) for sp in _segmenter().segment(line)]
             except Exception:  # pysbd has regex edge cases; fall back to the whole line
-                parts = [line]
-            parts = parts or [line]
-        merged: list[str] = []
-        for part in parts:
-            part = normalize_ws(part).strip()
-            if not part:
-                continue
-            # "Unpaid." or "Gut: no." alone says little; keep it with its neighbour on the line
-            if merged and (len(part.split()) < 3 or len(merged[-1].split()) < 3):
-                merged[-1] = f"{merged[-1]} {part}"
+                spans = []
+            spans = [(a, b) for a, b in spans if line[a:b].strip()] or [(0, len(line))]
+        merged: list[tuple[int, int]] = []
+        for a, b in spans:
+            # "Unpaid." or "Gut: no." alone says little; keep it with its neighbour, cutting the
+            # line by offsets so the joined text is exactly what the notes say
+            if merged and (len(line[a:b].split()) < 3
+                           or len(line[merged[-1][0]:merged[-1][1]].split()) < 3):
+                merged[-1] = (merged[-1][0], b)
             else:
-                merged.append(part)
-        for part in merged:
+                merged.append((a, b))
+        for a, b in merged:
+            part = normalize_ws(line[a:b]).strip()
             if len(part) < 3:
                 continue
             while len(part) > max_len:

@@ -17,9 +17,28 @@ def corpus_dirs(extra: tuple[Path, ...] | list[Path] = (), include_default: bool
     return dirs + [Path(p).expanduser() for p in extra]
 
 
-def open_index(chroma_url: str | None, collection: str) -> AdviceIndex:
+def open_index(chroma_url: str | None, collection: str, *, rebuild: bool = False,
+               notify: Callable[[str], None] | None = None) -> AdviceIndex:
+    """Open the index; with ``rebuild``, an embedded index that will not open is set aside
+    (renamed, never deleted) so that a fresh one can be built in its place."""
+    from pipeline.errors import IndexError_
+
     home = ensure_home()
-    client = open_client(chroma_url, home, os.environ.get("DEBRIEF_CHROMA_TOKEN"))
+    token = os.environ.get("DEBRIEF_CHROMA_TOKEN")
+    try:
+        client = open_client(chroma_url, home, token)
+    except IndexError_:
+        if not rebuild or chroma_url:
+            raise
+        import time
+
+        broken = home / "chroma"
+        aside = home / f"chroma.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        broken.rename(aside)
+        if notify:
+            notify(f"The index at {broken} could not be opened; moved it to {aside} and "
+                   "building a new one.")
+        client = open_client(chroma_url, home, token)
     where = chroma_url or str(home / "chroma")
     return AdviceIndex(client, collection, location=where)
 
@@ -35,7 +54,7 @@ def ensure_index(index: AdviceIndex, dirs: list[Path],
 
 def make_provider(provider: str, *, model: str | None, base_url: str | None,
                   structured_output: str | None, timeout: float, max_retries: int,
-                  http_client: object = None) -> Provider:
+                  http_client: object = None, max_tokens: int | None = None) -> Provider:
     api_key = os.environ.get("OPENAI_API_KEY") or None
     if provider == "auto":
         provider = "openai" if (api_key or base_url) else "offline"
@@ -47,4 +66,4 @@ def make_provider(provider: str, *, model: str | None, base_url: str | None,
 
     return OpenAIProvider(model=model, api_key=api_key, base_url=base_url,
                           method=structured_output, timeout=timeout, max_retries=max_retries,
-                          http_client=http_client)
+                          http_client=http_client, max_tokens=max_tokens)

@@ -2,7 +2,7 @@
 
 Every test runs with its own temporary DEBRIEF_HOME and with no OPENAI_* or DEBRIEF_*
 variables from the outside world, so a developer's key, server or config never leaks in.
-The shipped corpus is embedded once per session (about five seconds) and copied into the
+The shipped corpus is embedded once per session (several seconds) and copied into the
 homes of the tests that need an index (`indexed_home`).
 """
 
@@ -88,7 +88,7 @@ def debrief_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     for name in list(os.environ):
         if name.startswith("DEBRIEF_"):
             os.environ.pop(name, None)
-    _release_chroma(str(tmp_path))
+    _release_chroma(str(tmp_path) + os.sep)
 
 
 # -- the shared index ----------------------------------------------------------------------
@@ -113,7 +113,7 @@ def built_index(tmp_path_factory: pytest.TempPathFactory) -> BuiltIndex:
         idx = runtime.open_index(None, "advice")
         report = idx.build(runtime.corpus_dirs())
         idx.client.close()
-        _release_chroma(str(home))
+        _release_chroma(str(home) + os.sep)
     return BuiltIndex(chroma=home / "chroma", docs=report.docs, chunks=report.chunks,
                       cues=report.cues, embedded=report.embedded, fingerprint=report.fingerprint)
 
@@ -124,6 +124,14 @@ def indexed_home(debrief_env: Path, built_index: BuiltIndex) -> Path:
     debrief_env.mkdir(parents=True, exist_ok=True)
     shutil.copytree(built_index.chroma, debrief_env / "chroma")
     return debrief_env
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A 127.0.0.1 port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # -- running the CLI -----------------------------------------------------------------------

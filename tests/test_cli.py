@@ -165,11 +165,6 @@ def test_debrief_corpus_env_var_adds_a_folder(indexed_home: Path, tmp_path: Path
     assert json.loads(result.stdout)["docs"] == built_index.docs + 1
 
 
-@pytest.mark.xfail(
-    reason="BUG: config key 'corpus' is accepted but the option's parameter is named "
-    "'corpus_dirs', so default_map never applies it and the folder is silently ignored",
-    strict=True,
-)
 def test_config_corpus_key_adds_a_folder(indexed_home: Path, tmp_path: Path,
                                          built_index: BuiltIndex) -> None:
     user = tmp_path / "mine"
@@ -205,3 +200,11 @@ def test_debug_shows_the_real_exception(indexed_home: Path,
     monkeypatch.setattr(pipeline.reflect, "reflect", boom)
     with pytest.raises(RuntimeError, match="boom"):
         run_cli("--debug", "reflect", NOTES)
+
+
+def test_tests_cannot_reach_beyond_loopback() -> None:
+    """The autouse guard in conftest keeps the suite hermetic."""
+    import socket
+
+    with pytest.raises(OSError, match="only 127.0.0.1"):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)

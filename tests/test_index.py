@@ -199,11 +199,6 @@ def test_corrupt_index_is_one_line_error(debrief_env: Path) -> None:
     assert_one_line_error(run_cli("index"), "cannot be opened")
 
 
-@pytest.mark.xfail(
-    reason="BUG: the corrupt-index message advises 'debrief index --rebuild', but --rebuild "
-    "opens the same client first and fails with the same error",
-    strict=True,
-)
 def test_corrupt_index_advice_works(debrief_env: Path) -> None:
     chroma = debrief_env / "chroma"
     chroma.mkdir(parents=True)
@@ -211,3 +206,15 @@ def test_corrupt_index_advice_works(debrief_env: Path) -> None:
     result = run_cli("index", "--rebuild", "--json")
     assert result.exit_code == 0, describe(result)
     assert json.loads(result.stdout)["embedded"] > 0
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:8000", "http://"])
+def test_chroma_url_must_be_http(url: str) -> None:
+    assert_one_line_error(run_cli("index", "--chroma-url", url), "not an http(s) URL")
+
+
+def test_unreachable_chroma_server(unused_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_port}"
+    line = assert_one_line_error(run_cli("index", "--chroma-url", url), "cannot reach",
+                                 "chroma run")
+    assert url in line

@@ -98,11 +98,6 @@ def test_exactly_200_kb_is_accepted() -> None:
     assert len(notes.body) == MAX_NOTES_BYTES
 
 
-@pytest.mark.xfail(
-    reason="BUG: python-frontmatter turns non-mapping YAML into {} so the "
-    "isinstance(meta_raw, dict) check in parse_notes never fires",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "data",
     [
@@ -223,11 +218,6 @@ def test_sentences_never_raise_and_return_clean_strings(body: str) -> None:
         assert s == s.strip() and "\n" not in s
 
 
-@pytest.mark.xfail(
-    reason="BUG: sentences() re-joins pysbd fragments with ' ' even where the notes had no "
-    "space ('Great team!!Really liked them a lot.'), so the 'quote' is not in the notes",
-    strict=True,
-)
 @settings(max_examples=200)
 @given(st.text())
 @example("Pay 95k (vs 100k now).Not great")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from pipeline.notes import normalize_ws, read_notes, sentences
+from pipeline.notes import normalize_ws, read_notes
 from pipeline.schema import Reflection, ReflectionDraft
 
 MODEL = "test-model-7b"
@@ -68,8 +67,9 @@ def read_request(request: Request, key: str) -> Seen:
 
 def valid_answer(seen: Seen) -> dict[str, Any]:
     """A ReflectionDraft that passes validation: real quotes, listed ids."""
-    quotable = [s for s in sentences(seen.notes) if len(s) >= 20 and s in normalize_ws(seen.notes)]
-    assert len(quotable) >= 2
+    pieces = (p.strip() for p in re.split(r"(?<=[.!?])\s+|\n+", seen.notes))
+    quotable = [p for p in pieces if len(p) >= 20 and not p.startswith("<!--")]
+    assert len(quotable) >= 3, quotable
     draft = {
         "decision": "keep",
         "confidence": 0.8,
@@ -317,11 +317,9 @@ def test_401_names_the_key(openai_env: HTTPServer) -> None:
     assert "sk-test-dummy" not in line
 
 
-def test_server_not_listening(indexed_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
+def test_server_not_listening(indexed_home: Path, monkeypatch: pytest.MonkeyPatch,
+                              unused_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_port}/v1"
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-dummy")
     line = assert_one_line_error(reflect("--max-retries", 0), "cannot reach")
@@ -338,16 +336,3 @@ def test_base_url_flag_without_key_uses_openai(indexed_home: Path, httpserver: H
     assert Reflection.model_validate_json(result.stdout).engine == "openai"
 
 
-@pytest.mark.xfail(
-    reason="BUG: 'temperature' is an accepted config key, but no option or make_provider "
-    "argument carries it, so the request always has temperature 0.0",
-    strict=True,
-)
-def test_config_temperature_reaches_the_request(openai_env: HTTPServer,
-                                                indexed_home: Path) -> None:
-    (indexed_home / "config.toml").write_text("temperature = 0.7\n", encoding="utf-8")
-    fake = FakeOpenAI(openai_env, [lambda s: completion(s, valid_answer(s))])
-    result = reflect("--max-retries", 0)
-    fake.check()
-    assert result.exit_code == 0, describe(result)
-    assert fake.seen[0].body["temperature"] == 0.7

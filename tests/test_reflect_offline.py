@@ -271,12 +271,6 @@ def test_out_that_is_a_folder_is_a_usage_error(indexed_home: Path, tmp_path: Pat
     assert "Traceback" not in result.output and "--out" in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: sentences() inserts a space between pysbd fragments ('...now).Not great' "
-    "becomes '...now). Not great'), the offline engine quotes it, validation rejects the "
-    "quote twice and a perfectly normal note exits 2",
-    strict=True,
-)
 def test_notes_without_a_space_after_a_full_stop(indexed_home: Path, tmp_path: Path) -> None:
     notes = _write(tmp_path, "n.md", (
         b"---\ncompany: Acme\n---\n"
@@ -287,11 +281,6 @@ def test_notes_without_a_space_after_a_full_stop(indexed_home: Path, tmp_path: P
     check_grounded(r, notes)
 
 
-@pytest.mark.xfail(
-    reason="BUG: the offline 'mission' cue has no word boundary, so 'commission' reads as "
-    "mission fit and counts toward keeping (decline-02: +1.17 for a withheld commission plan)",
-    strict=True,
-)
 def test_commission_is_not_a_mission_cue() -> None:
     from pipeline.llm.cues import match_cues
 

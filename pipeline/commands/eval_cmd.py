@@ -38,6 +38,8 @@ MODES = ["replay", "offline", "openai"]
 @click.option("--structured-output", envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto",
               type=click.Choice(["auto", "json_schema", "function_calling", "json_mode"]))
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--max-tokens", default=None, type=click.IntRange(64, 100000),
+              help="With --mode openai: cap each answer (recorded in the manifest).")
 @click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=click.IntRange(1, 20))
 @index_options
 @corpus_option
@@ -45,7 +47,7 @@ MODES = ["replay", "offline", "openai"]
 def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
           rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
           model: str | None, base_url: str | None, structured_output: str, timeout: float,
-          top_k: int, collection: str, chroma_url: str | None,
+          max_tokens: int | None, top_k: int, collection: str, chroma_url: str | None,
           corpus_dirs: tuple[Path, ...]) -> None:
     """Measure decisions, retrieval and structure on labelled cases, offline by default.
 
@@ -105,13 +107,14 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
             provider = OpenAIProvider(model=manifest["model"], api_key="replay",
                                       base_url="http://replay.invalid/v1",
                                       method=manifest["structured_output"], max_retries=0,
-                                      timeout=timeout, http_client=httpx.Client(transport=transport))
+                                      timeout=timeout, max_tokens=manifest.get("max_tokens"),
+                                      http_client=httpx.Client(transport=transport))
         else:
             import os
 
             live = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
                                   base_url=base_url, method=structured_output, timeout=timeout,
-                                  max_retries=2)
+                                  max_retries=2, max_tokens=max_tokens)
             if record or record_missing:
                 provenance = {"model": live.model, "server": base_url or "api.openai.com",
                               "structured_output": live.method, "tool_version": __version__,
@@ -120,12 +123,13 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
                 transport = RecordingTransport(store, provenance, only_missing=record_missing)
                 provider = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
                                           base_url=base_url, method=structured_output,
-                                          timeout=timeout, max_retries=2,
+                                          timeout=timeout, max_retries=2, max_tokens=max_tokens,
                                           http_client=httpx.Client(transport=transport))
                 from pipeline.atomic import write_text
 
                 write_text(manifest_path, json.dumps({
                     "model": live.model, "structured_output": live.method,
+                    "max_tokens": max_tokens,
                     "prompt_version": PROMPT_VERSION, "server": provenance["server"],
                     "note": "replay uses this model name and method so request keys match",
                 }, indent=2) + "\n")

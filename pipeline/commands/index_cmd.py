@@ -39,7 +39,8 @@ def index(rebuild: bool, no_default_corpus: bool, as_json: bool, collection: str
     dirs = runtime.corpus_dirs(corpus_dirs, include_default=not no_default_corpus)
     if not dirs:
         raise DebriefError("--no-default-corpus needs at least one --corpus folder.")
-    idx = runtime.open_index(chroma_url, collection)
+    idx = runtime.open_index(chroma_url, collection, rebuild=rebuild,
+                             notify=lambda m: click.echo(m, err=True))
     err = sys.stderr
     if err.isatty() and not as_json:
         from rich.progress import Progress

@@ -25,7 +25,8 @@ from pipeline.commands.options import corpus_option, index_options, provider_opt
 @corpus_option
 def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources: bool,
             top_k: int, provider: str, model: str | None, base_url: str | None,
-            structured_output: str, timeout: float, max_retries: int, collection: str,
+            structured_output: str, timeout: float, max_tokens: int | None, max_retries: int,
+            collection: str,
             chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
     """Reflect on one interview: keep pursuing or decline, and why.
 
@@ -69,7 +70,7 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
     # Build the provider first: a missing key fails before any slow work.
     engine = runtime.make_provider(provider, model=model, base_url=base_url,
                                    structured_output=structured_output, timeout=timeout,
-                                   max_retries=max_retries)
+                                   max_retries=max_retries, max_tokens=max_tokens)
     index = runtime.open_index(chroma_url, collection)
     runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs),
                          lambda m: click.echo(m, err=True))

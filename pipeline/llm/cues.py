@@ -137,7 +137,7 @@ CUES: list[Cue] = [
        r"\bgut\b.{0,15}\b(yes|says yes|good|great|positive|excited)\b|"
        r"(felt|feel|feeling|left) (energi[sz]ed|excited|buzzing|great)"),
     _c("mission", "The mission matters to you", +1, 1.0, "mission-and-values-fit",
-       r"mission|purpose|meaningful|impact (on|for)|care (deeply )?about (the|their|what)"),
+       r"\bmission\b|\bpurpose\b|\bmeaningful\b|impact (on|for)|care (deeply )?about (the|their|what)"),
     _c("manager", "A manager you would want to work for", +1, 1.0, "manager-fit",
        r"(manager|boss|lead|supervisor)\b.{0,40}\b(great|supportive|thoughtful|kind|clear|"
        r"impressive|sharp|genuine|invested|listen\w*|one-on-ones|1:1s?|feedback)"),

@@ -34,7 +34,8 @@ class OpenAIProvider:
 
     def __init__(self, *, model: str | None, api_key: str | None, base_url: str | None,
                  method: str | None = None, temperature: float = 0.0, timeout: float = 60.0,
-                 max_retries: int = 2, http_client: Any = None) -> None:
+                 max_retries: int = 2, http_client: Any = None,
+                 max_tokens: int | None = None) -> None:
         if not api_key and not base_url:
             raise ProviderError(
                 "provider 'openai' needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local "
@@ -46,6 +47,8 @@ class OpenAIProvider:
         from langchain_openai import ChatOpenAI
 
         kwargs: dict[str, Any] = {}
+        if max_tokens:
+            kwargs["max_tokens"] = max_tokens  # small local models can ramble to the context end
         if http_client is not None:
             kwargs["http_client"] = http_client
         # keys never leave this object: no logging, and recordings strip headers
@@ -64,6 +67,7 @@ class OpenAIProvider:
 
     def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
         import openai
+        import pydantic
 
         try:
             out = self._structured.invoke(messages)
@@ -75,10 +79,16 @@ class OpenAIProvider:
             raise ProviderError(f"rate limited by the model server after retries (429: {_msg(exc)}).") from None
         except openai.APITimeoutError:
             raise ProviderError(f"the model server at {self._where()} timed out after retries.") from None
-        except openai.APIConnectionError:
-            raise ProviderError(f"cannot reach the model server at {self._where()}; is it running?") from None
+        except openai.APIConnectionError as exc:
+            raise ProviderError(_connection_message(exc, self._where())) from None
         except openai.APIStatusError as exc:
             raise ProviderError(f"the model server answered HTTP {exc.status_code}: {_msg(exc)}") from None
+        except pydantic.ValidationError as exc:
+            # json_schema: the SDK validates the answer itself; feed the errors back for a retry
+            return Attempt(None, "", _msg(exc))
+        except json.JSONDecodeError as exc:
+            raise ProviderError(f"the model server's response body is not valid JSON (truncated "
+                                f"or corrupt: {_msg(exc)}).") from None
         except (openai.APIError, ValueError) as exc:
             raise ProviderError(f"the model answer could not be read: {_msg(exc)}") from None
         raw_msg = out.get("raw")
@@ -93,8 +103,10 @@ class OpenAIProvider:
         err = out.get("parsing_error")
         if getattr(raw_msg, "additional_kwargs", {}).get("refusal"):
             err = f"the model refused: {raw_msg.additional_kwargs['refusal']}"
+        if parsed is None and not raw.strip() and not str(err or "").startswith("the model refused"):
+            err = "empty answer (no content and no tool call)"
         if parsed is None and not err:
-            err = "empty answer" if not raw.strip() else "no structured result in the answer"
+            err = "no structured result in the answer"
         return Attempt(parsed, raw, str(err)[:2000] if err else None, _ints(usage))
 
     def _where(self) -> str:
@@ -103,6 +115,21 @@ class OpenAIProvider:
 
 def _ints(usage: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
+
+
+def _connection_message(exc: Exception, where: str) -> str:
+    """'cannot reach' when nothing answered; otherwise name what broke mid-answer."""
+    chain: list[BaseException] = []
+    cause = exc.__cause__
+    while cause is not None and len(chain) < 8:  # the SDK and httpx re-wrap the socket error
+        chain.append(cause)
+        cause = cause.__cause__
+    if not chain or any(type(c).__name__ in ("ConnectError", "ConnectionRefusedError", "gaierror")
+                        for c in chain):
+        return f"cannot reach the model server at {where}; is it running?"
+    cause = chain[-1]
+    return (f"the connection to the model server at {where} broke mid-answer after retries "
+            f"({type(cause).__name__}: {_msg(cause)}).")
 
 
 def _msg(exc: Exception) -> str:

@@ -1,0 +1,142 @@
+"""`debrief batch NOTES_DIR`: the nightly run over a notes folder (logic in pipeline/batch.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.commands.options import corpus_option, index_options, provider_options
+
+
+@click.command()
+@click.argument("notes_dir", metavar="NOTES_DIR", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where reflections, the digest and the state go "
+                   "[default: NOTES_DIR/.debrief].")
+@click.option("--concurrency", envvar="DEBRIEF_CONCURRENCY", type=click.IntRange(1, 64),
+              default=None, help="Notes in flight at once [default: 4 with openai, 1 offline].")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              metavar="YYYY-MM-DD",
+              help="Only notes dated on or after this day (front matter date, else the file's "
+                   "modification date); older ones are left alone.")
+@click.option("--dry-run", is_flag=True, help="List what would be done; write nothing.")
+@click.option("--force", is_flag=True, help="Reflect on every note again, changed or not.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a summary object with per-note results and timings.")
+@provider_options
+@index_options
+@corpus_option
+def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
+          since: datetime | None, dry_run: bool, force: bool, as_json: bool, provider: str,
+          model: str | None, base_url: str | None, structured_output: str, timeout: float,
+          max_tokens: int | None, max_retries: int, collection: str, chroma_url: str | None,
+          corpus_dirs: tuple[Path, ...]) -> None:
+    """Reflect on every new or changed note in a folder, for a nightly run.
+
+    Finds *.md and *.txt notes under NOTES_DIR (recursively; hidden folders and symlinks
+    that point outside are skipped) and writes one reflection per note, Markdown and JSON,
+    into NOTES_DIR/.debrief/, mirroring the folder layout, plus digest.md: every reflection
+    by company, newest first, and the notes that failed. Your notes are never modified.
+
+    Only notes that are new or changed are done again (or all of them after a new prompt
+    version, another model or a re-indexed corpus); state.sqlite3 remembers the rest, and a
+    run with nothing to do takes a fraction of a second. One batch per folder at a time.
+
+    \b
+    Examples:
+      debrief batch ~/interviews
+      debrief batch ~/interviews --dry-run
+      debrief batch ~/interviews --since 2026-01-01 --json | jq .failed
+      OPENAI_API_KEY=... debrief batch ~/interviews --provider openai --concurrency 8
+
+    Exit codes: 0 all done, 1 some notes failed (listed in the digest), 2 bad folder,
+    configuration, or another batch running.
+    """
+    from pipeline.batch import BatchOptions, run_batch
+
+    opts = BatchOptions(notes_dir=notes_dir, out_dir=out_dir, concurrency=concurrency,
+                        since=since.date() if since else None, dry_run=dry_run, force=force,
+                        provider=provider, model=model, base_url=base_url,
+                        structured_output=structured_output, timeout=timeout,
+                        max_tokens=max_tokens, max_retries=max_retries, collection=collection,
+                        chroma_url=chroma_url,
+                        corpus_dirs=corpus_dirs)
+    if sys.stderr.isatty() and not as_json:
+        report = _with_progress(opts)
+    else:
+        report = run_batch(opts, _Lines(quiet=as_json))
+
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif dry_run:
+        for r in report.results:
+            if r.status == "would-process":
+                extra = f"; it would fail: {r.error}" if r.error else ""
+                click.echo(f"would process {r.path} ({r.reason}{extra})")
+        click.echo(f"dry run: {report.count('would-process')} to do, "
+                   f"{report.count('skipped')} up to date or skipped; nothing was written.")
+    else:
+        click.echo(f"{report.count('processed')} processed, {report.count('skipped')} up to "
+                   f"date or skipped, {report.count('failed')} failed in {report.seconds:.1f} s "
+                   f"({report.engine}, concurrency {report.concurrency}). "
+                   f"Digest: {report.digest}")
+    if report.count("failed") and not dry_run:
+        raise click.exceptions.Exit(1)
+
+
+class _Lines:
+    """Plain log lines on stderr (cron mails them); only news when --json is on."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def info(self, line: str) -> None:
+        click.echo(f"debrief batch: {line}", err=True)
+
+    def start(self, total: int) -> None:
+        if not self.quiet:
+            click.echo(f"debrief batch: {total} note(s) to reflect on", err=True)
+
+    def done(self, r: Any) -> None:
+        if self.quiet:
+            return
+        if r.status == "failed":
+            click.echo(f"failed {r.path}: {r.error}", err=True)
+        else:
+            click.echo(f"processed {r.path}: {r.decision} ({r.confidence:.2f}) in "
+                       f"{r.seconds:.1f} s [{r.reason}]", err=True)
+
+
+def _with_progress(opts: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.batch import run_batch
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+
+        class Bar:
+            task: Any = None
+
+            def info(self, line: str) -> None:
+                bar.console.print(f"debrief batch: {line}", markup=False, highlight=False)
+
+            def start(self, total: int) -> None:
+                self.task = bar.add_task("reflecting", total=total)
+
+            def done(self, r: Any) -> None:
+                if r.status == "failed":
+                    bar.console.print(f"failed {r.path}: {r.error}", markup=False,
+                                      highlight=False)
+                if self.task is not None:
+                    bar.update(self.task, advance=1, description=r.path[-40:])
+
+        return run_batch(opts, Bar())
