@@ -7,7 +7,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-.PHONY: install demo install-test test lint
+.PHONY: install demo install-test test lint eval-gate fuzz
 
 install: $(BIN)/python
 	$(BIN)/pip install --quiet .
@@ -18,6 +18,18 @@ demo: install
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 
-test: install-test
+lint: install-test
 	$(BIN)/ruff check pipeline tests bench
+
+# The offline eval gates: the offline engine and the recorded model answers, against
+# eval/baseline.json, in a throwaway DEBRIEF_HOME so nothing of yours is touched.
+eval-gate: install-test
+	@home=$$(mktemp -d) && \
+	DEBRIEF_HOME=$$home $(BIN)/debrief eval --mode offline --fail-on-regression \
+	  --report-dir eval/reports/latest/offline && \
+	DEBRIEF_HOME=$$home $(BIN)/debrief eval --mode replay --fail-on-regression \
+	  --report-dir eval/reports/latest/replay; \
+	status=$$?; rm -rf $$home; exit $$status
+
+test: lint eval-gate
 	$(BIN)/python -m pytest -q

@@ -177,8 +177,11 @@ def scan(root: Path, out_dir: Path) -> tuple[list[NoteFile], list[tuple[str, str
                 except (OSError, RuntimeError):
                     ignored.append((rel, "a broken symlink"))
                     continue
-                if not target.is_relative_to(root) or target.is_relative_to(out_dir):
+                if not target.is_relative_to(root):
                     ignored.append((rel, "a symlink to outside the notes folder; not followed"))
+                    continue
+                if target.is_relative_to(out_dir):
+                    ignored.append((rel, "a symlink into the output folder; not followed"))
                     continue
             try:
                 mode = p.stat().st_mode

@@ -23,6 +23,7 @@ CONFIG_KEYS = {
     "top_k",
     "timeout",
     "max_retries",
+    "max_tokens",
     "corpus",
     "concurrency",
 }

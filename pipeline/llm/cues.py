@@ -38,7 +38,8 @@ CUES: list[Cue] = [
        red_flag=True),
     _c("unpaid", "Unpaid work before any offer", -1, 2.5, "red-flag-unpaid-trial-work",
        r"\b(unpaid|for free|free (\w+ )?(work|labou?r|project|sprint|trial|shift|design)|"
-       r"without pay(ing)?|no pay\b|not (be )?paid|spec work|work for nothing)",
+       r"without pay(ing)?|no pay\b|not (be )?paid|spec work|\bfor nothing\b|"
+       r"(is|was|isn'?t|wasn'?t|be) (it )?(not )?paid\?? ?-? ?(no|nope)\b)",
        red_flag=True),
     _c("pressure", "Pressure to decide fast", -1, 2.0, "red-flag-pressure-and-exploding-offers",
        r"exploding offer|offer (expires|is only good|is valid only)|no extensions?|"
@@ -69,7 +70,7 @@ CUES: list[Cue] = [
        r"(last|previous) (\w+ )?(person|hire|one|junior|senior|manager|lead|engineer|designer)\b"
        r".{0,30}(didn'?t work out|left|quit|lasted|was let go|got fired)", red_flag=True),
     _c("evasive", "Evasive answers", -1, 1.5, "red-flag-evasive-about-pay",
-       r"evasive|dodg\w+|(got|was|went|were|stayed|very|pretty) vague|no (real )?numbers|"
+       r"evasive|dodg\w+|no (written |signed )?contract|nothing in writing|not in writing|(got|was|went|were|stayed|very|pretty) vague|no (real )?numbers|"
        r"deflect\w*|changed the subject|(wouldn'?t|won'?t|refused to|didn'?t want "
        r"to|couldn'?t) (say|answer|tell|share|give|discuss|talk|put|confirm|commit|show)|"
        r"moved on|brushed (it |me )?off|sidestep\w*|vague (answer|about|on)|"
@@ -122,7 +123,7 @@ CUES: list[Cue] = [
     _c("intent-decline", "You are leaning toward withdrawing", -1, 2.5, "withdraw-gracefully",
        r"\b(i'?m|i am|i'?ll|i will|going to|gonna|plan to|planning to|will)\b.{0,40}\b(pass(ing)?"
        r"\b|turn(ing)? (it|this|them|the offer) down|declin\w+|withdraw\w*|say no|walk away|"
-       r"pull(ing)? out)|^\W*(decline|pass|no|nope)\b\W|\bhard pass\b|not for me\b|"
+       r"pull(ing)? out)|^\W*(decline|pass|no|nope)\W*$|^\W*(decline|pass|no|nope)\s*[.!:;]|\bhard pass\b|not for me\b|"
        r"\bi'?m out\b|not (going|moving) (forward|ahead) with"),
     _c("intent-keep", "You want to keep going", +1, 2.0, "always-go-for-the-offer",
        r"\b(i|i'?d|i'?m|i am|i really)\b.{0,25}\b(want this|want the (job|role)|would (accept|"
@@ -132,6 +133,7 @@ CUES: list[Cue] = [
        r"dream (job|role|company)"),
     _c("gut-no", "Your gut says no", -1, 1.5, "listening-to-your-energy",
        r"\bgut\b.{0,15}\b(no|nope|says no|not great|bad|negative|uneasy|off)\b|"
+       r"(doesn'?t|does not|didn'?t|did not) sit (right|well)|something (is |was |felt )?off|"
        r"(felt|feel|feeling) (sick|off|uneasy|drained|deflated|uncomfortable|anxious|dread\w*)"),
     _c("gut-yes", "Your gut says yes", +1, 1.5, "listening-to-your-energy",
        r"\bgut\b.{0,15}\b(yes|says yes|good|great|positive|excited)\b|"

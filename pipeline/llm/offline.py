@@ -108,11 +108,20 @@ def weigh_sentence(sig: SentenceSignal, current_pay: float | None,
     return Evidence(sig, round(weight, 4), label, hits, red)
 
 
+_TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof", "professor", "sir", "dame"}
+
+
 def _first_name(notes: Notes) -> str:
-    if notes.meta.interviewers:
-        name = re.split(r"[\s(,]", notes.meta.interviewers[0].strip())[0]
-        return name or "there"
-    return "there"
+    """'Dana Ruiz (manager)' -> 'Dana'; 'Dr. Alan Reyes' -> 'Dr. Reyes'."""
+    if not notes.meta.interviewers:
+        return "there"
+    words = re.split(r"\s+", re.split(r"[(,]", notes.meta.interviewers[0])[0].strip())
+    words = [w for w in words if w]
+    if not words:
+        return "there"
+    if words[0].lower().rstrip(".") in _TITLES and len(words) > 1:
+        return f"{words[0]} {words[-1]}"
+    return words[0]
 
 
 def _role_at(notes: Notes) -> str:
@@ -174,6 +183,14 @@ class OfflineEngine:
         titles = {p.doc_id: p.title for p in retrieval.passages}
         pay = _current_pay(notes)
         evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences]
+        for e in evidence:
+            # an explicit cue names its advice document: cite that document's best retrieved
+            # passage rather than whatever chunk happens to sit closest to the sentence
+            for cue in sorted(e.cues, key=lambda c: -c.weight):
+                own = next((p for p in retrieval.passages if p.doc_id == cue.doc), None)
+                if own is not None:
+                    e.sig = e.sig.model_copy(update={"best_passage": own.id})
+                    break
         cited = [e for e in evidence if e.sig.best_passage in passages]
         total = sum(e.weight for e in cited)
         decision = "keep" if total >= 0 else "decline"
@@ -191,7 +208,13 @@ class OfflineEngine:
                               "to see a process through before judging it.",
                               quote=e.sig.text, passage_ids=[e.sig.best_passage], supports=decision)]
         if not reasons:
-            raise ValueError("no retrievable evidence")
+            from pipeline.errors import DebriefError
+
+            raise DebriefError(
+                f"{notes.path}: nothing in these notes can serve as evidence (a line needs at "
+                "least three words, and lines that instruct the tool are ignored); write down "
+                "what happened in the interview."
+            )
 
         flags = sorted((e for e in cited if e.red_flag), key=lambda e: (e.weight, e.sig.index))[:5]
         red_flags = [

@@ -42,7 +42,7 @@ class OpenAIProvider:
                 "OpenAI-compatible server such as Ollama or llama.cpp); or use --provider offline."
             )
         self.model = model or DEFAULT_MODEL
-        self.base_url = base_url
+        self.base_url = _check_base_url(base_url)
         self.method = resolve_method(method, base_url)
         from langchain_openai import ChatOpenAI
 
@@ -115,6 +115,24 @@ class OpenAIProvider:
 
 def _ints(usage: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
+
+
+def _check_base_url(base_url: str | None) -> str | None:
+    """A clear error now rather than httpx's InvalidURL (or a DNS lookup of junk) later."""
+    if base_url is None:
+        return None
+    from urllib.parse import urlparse
+
+    try:
+        url = urlparse(base_url)
+        url.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        url = urlparse("")
+    if (url.scheme not in ("http", "https") or not url.hostname
+            or any(ord(c) <= 32 or ord(c) == 127 for c in base_url)):
+        raise ProviderError(f"base URL {base_url!r} is not an http(s) URL like "
+                            "http://127.0.0.1:11434/v1 (--base-url, OPENAI_BASE_URL).")
+    return base_url
 
 
 def _connection_message(exc: Exception, where: str) -> str:
