@@ -23,6 +23,7 @@ from pipeline.resources import tokenizer_dir
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
 BATCH = 16
+TOKEN_BUDGET = 2048  # tokens per batch, padding included
 
 
 def model_path() -> Path:
@@ -102,7 +103,7 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
     def tokenizer(self) -> Any:
         tok = self.Tokenizer.from_file(str(tokenizer_dir() / "tokenizer.json"))
         tok.enable_truncation(max_length=MAX_TOKENS)
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in each batch
+        tok.no_padding()  # we pad each batch ourselves, to its own longest input
         return tok
 
     @cached_property
@@ -118,15 +119,27 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
             raise DebriefError(f"cannot load embedding model {model_path()}: {exc}") from None
 
     def _forward(self, documents: list[str], batch_size: int = BATCH) -> np.ndarray:
+        """Embed in length-sorted batches capped by a token budget, so one long text (a whole
+        note) does not pad a batch of short sentences up to its own length."""
         if not documents:
             return np.zeros((0, 384), dtype=np.float32)
-        order = sorted(range(len(documents)), key=lambda i: len(documents[i]))
+        encoded = self.tokenizer.encode_batch(list(documents))
+        order = sorted(range(len(documents)), key=lambda i: len(encoded[i].ids))
         out = np.zeros((len(documents), 384), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            encoded = self.tokenizer.encode_batch([documents[i] for i in idx])
-            ids = np.array([e.ids for e in encoded], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (end < len(order) and end - start < 2 * batch_size
+                   and (end - start + 1) * len(encoded[order[end]].ids) <= TOKEN_BUDGET):
+                end += 1
+            idx = order[start:end]
+            width = len(encoded[idx[-1]].ids)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encoded[i].ids)
+                ids[row, :n] = encoded[i].ids
+                mask[row, :n] = 1
             hidden = self.model.run(
                 None,
                 {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
@@ -134,6 +147,7 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
             m = mask[:, :, None].astype(np.float32)
             pooled = (hidden * m).sum(1) / np.clip(m.sum(1), 1e-9, None)
             out[idx] = self._normalize(pooled).astype(np.float32)
+            start = end
         return out
 
     def embed(self, texts: list[str]) -> np.ndarray:
