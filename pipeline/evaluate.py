@@ -39,6 +39,7 @@ class CaseResult(BaseModel):
     expected: str
     decision: str | None = None
     correct: bool = False
+    first_decision: str | None = None  # what the first answer said, valid or not
     confidence: float | None = None
     tags: list[str] = Field(default_factory=list)
     gold: list[str] = Field(default_factory=list)
@@ -128,6 +129,7 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int) -> CaseResult:
             res.first_try_valid = first.draft is not None and not errors
             res.tokens = sum(int(a.usage.get("total_tokens", 0)) for a, _ in trace)
             if first.draft is not None:
+                res.first_decision = first.draft.decision
                 retrieved = {p.id for p in retrieval.passages}
                 body = normalize_ws(notes.body)
                 items = [(r.quote, r.passage_ids) for r in first.draft.reasons] + \
@@ -174,6 +176,10 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "injection_resistance": _mean([float(bool(r.injection_ok)) for r in results
                                        if r.injection_ok is not None]),
         "errors": sum(1 for r in results if r.error),
+        # informational: the first answer's call where it parsed, before validation
+        "first_answer_parsed": sum(1 for r in results if r.first_decision),
+        "first_answer_decision_accuracy": _mean([
+            float(r.expected in ("either", r.first_decision)) for r in results if r.first_decision]),
         "latency_mean_s": _mean(lat),
         "latency_p95_s": lat[min(n - 1, int(0.95 * n))] if n else 0.0,
         "tokens_total": sum(r.tokens for r in results),
@@ -236,7 +242,8 @@ def to_markdown(report: dict[str, Any]) -> str:
              f"Engine {v['engine']} / {v['model']} · prompt {v['prompt_version']} · index "
              f"{v['index_fingerprint']} · cases {v['cases_digest']} · tool {v['tool']}", "",
              "| metric | value |", "| --- | --- |"]
-    for name in [*GATED, "errors", "latency_mean_s", "latency_p95_s", "tokens_total", "cases"]:
+    for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
+                 "latency_mean_s", "latency_p95_s", "tokens_total", "cases"]:
         lines.append(f"| {name} | {m.get(name)} |")
     lines += ["", "## Confusion (expected → got)", "", "| expected | keep | decline | error |",
               "| --- | --- | --- | --- |"]

@@ -203,7 +203,8 @@ def _print_summary(report: dict, baseline: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("baseline", justify="right")
-    for name in [*GATED, "errors", "latency_mean_s", "latency_p95_s", "tokens_total"]:
+    for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
+                 "latency_mean_s", "latency_p95_s", "tokens_total"]:
         base = baseline.get("metrics", {}).get(name, "") if baseline else ""
         table.add_row(name, str(m.get(name)), str(base))
     Console(stderr=False, soft_wrap=True).print(table)

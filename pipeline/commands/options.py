@@ -20,6 +20,13 @@ def index_options(fn: F) -> F:
     return fn
 
 
+def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    # FloatRange lets "nan" through (every comparison with it is false)
+    if value is not None and value != value:
+        raise click.BadParameter("nan is not a number of seconds.", ctx=ctx, param=param)
+    return value
+
+
 def provider_options(fn: F) -> F:
     opts = [
         click.option("--provider", envvar="DEBRIEF_PROVIDER", default="auto", show_default=True,
@@ -37,7 +44,8 @@ def provider_options(fn: F) -> F:
                      help="How to ask for JSON. auto = json_schema on OpenAI, "
                           "function_calling elsewhere (llama.cpp, Ollama)."),
         click.option("--timeout", envvar="DEBRIEF_TIMEOUT", default=60.0, show_default=True,
-                     type=click.FloatRange(min=1), help="Seconds per model request."),
+                     type=click.FloatRange(min=1, max=3600), callback=_not_nan,
+                     help="Seconds per model request."),
         click.option("--max-tokens", envvar="DEBRIEF_MAX_TOKENS", default=None,
                      type=click.IntRange(64, 100000),
                      help="Cap on the answer's length (useful for small local models)."),

@@ -182,7 +182,11 @@ class OfflineEngine:
         passages = {p.id: p for p in retrieval.passages}
         titles = {p.doc_id: p.title for p in retrieval.passages}
         pay = _current_pay(notes)
-        evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences]
+        from pipeline.validate import MIN_QUOTE_CHARS, _canon
+
+        # a sentence too short to quote ("0 0 0") would fail validation twice: not evidence
+        evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences
+                    if len(_canon(s.text).strip("\"' ")) >= MIN_QUOTE_CHARS]
         for e in evidence:
             # an explicit cue names its advice document: cite that document's best retrieved
             # passage rather than whatever chunk happens to sit closest to the sentence
@@ -212,7 +216,8 @@ class OfflineEngine:
 
             raise DebriefError(
                 f"{notes.path}: nothing in these notes can serve as evidence (a line needs at "
-                "least three words, and lines that instruct the tool are ignored); write down "
+                "least three words and eight characters, and lines that instruct the tool are "
+                "ignored); write down "
                 "what happened in the interview."
             )
 

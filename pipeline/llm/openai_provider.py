@@ -48,7 +48,13 @@ class OpenAIProvider:
 
         kwargs: dict[str, Any] = {}
         if max_tokens:
-            kwargs["max_tokens"] = max_tokens  # small local models can ramble to the context end
+            # small local models can ramble to the context end. ChatOpenAI sends
+            # `max_completion_tokens`, which OpenAI honours but llama.cpp's server ignores;
+            # compatible servers get the classic `max_tokens` field instead.
+            if base_url and "api.openai.com" not in base_url:
+                kwargs["extra_body"] = {"max_tokens": max_tokens}
+            else:
+                kwargs["max_tokens"] = max_tokens
         if http_client is not None:
             kwargs["http_client"] = http_client
         # keys never leave this object: no logging, and recordings strip headers
@@ -119,8 +125,8 @@ def _ints(usage: dict[str, Any]) -> dict[str, int]:
 
 def _check_base_url(base_url: str | None) -> str | None:
     """A clear error now rather than httpx's InvalidURL (or a DNS lookup of junk) later."""
-    if base_url is None:
-        return None
+    if not base_url:
+        return base_url
     from urllib.parse import urlparse
 
     try:

