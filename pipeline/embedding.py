@@ -23,7 +23,7 @@ from pipeline.resources import tokenizer_dir
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
 BATCH = 16
-TOKEN_BUDGET = 2048  # tokens per batch, padding included
+TOKEN_BUDGET = 4096  # tokens per batch, padding included (16 full-length inputs)
 
 
 def model_path() -> Path:
