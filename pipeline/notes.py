@@ -171,7 +171,9 @@ def normalize_ws(text: str) -> str:
 def units(body: str) -> list[str]:
     """Paragraphs and list items, with soft-wrapped continuation lines joined back on."""
     units: list[str] = []
-    body = _COMMENT.sub("\n", body)
+    # a comment separates units: text on both sides of an inline one must not be joined
+    # into a "sentence" that does not occur in the notes
+    body = _COMMENT.sub("\n\n", body)
     for line in body.split("\n"):
         if not line.strip() or set(line.strip()) <= set("-=*_"):
             units.append("")

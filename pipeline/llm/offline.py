@@ -182,11 +182,20 @@ class OfflineEngine:
         passages = {p.id: p for p in retrieval.passages}
         titles = {p.doc_id: p.title for p in retrieval.passages}
         pay = _current_pay(notes)
+        from pipeline.guard import is_injection
         from pipeline.validate import MIN_QUOTE_CHARS, _canon
 
-        # a sentence too short to quote ("0 0 0") would fail validation twice: not evidence
+        ignored = [_canon(line) for line in retrieval.ignored]
+
+        def quotable(text: str) -> bool:
+            # what validate.problems would refuse as a quote is not evidence: too short
+            # ("0 0 0"), or inside an ignored instruction line (a repeated sentence can be)
+            q = _canon(text).strip("\"' ")
+            return (len(q) >= MIN_QUOTE_CHARS and not is_injection(q)
+                    and not any(q in line for line in ignored))
+
         evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences
-                    if len(_canon(s.text).strip("\"' ")) >= MIN_QUOTE_CHARS]
+                    if quotable(s.text)]
         for e in evidence:
             # an explicit cue names its advice document: cite that document's best retrieved
             # passage rather than whatever chunk happens to sit closest to the sentence
