@@ -111,6 +111,9 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
         so = self.ort.SessionOptions()
         so.log_severity_level = 3
         so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle intra-op threads sleep instead of spinning: in a batch the model calls, the
+        # validation and the writes run beside the embedding and need those cores
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return self.ort.InferenceSession(
                 str(model_path()), providers=self._preferred_providers, sess_options=so
@@ -120,7 +123,9 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
 
     def _forward(self, documents: list[str], batch_size: int = BATCH) -> np.ndarray:
         """Embed in length-sorted batches capped by a token budget, so one long text (a whole
-        note) does not pad a batch of short sentences up to its own length."""
+        note) does not pad a batch of short sentences up to its own length; a batch also ends
+        where the next text is over twice as long as its first, since padding a row costs as
+        much as real tokens."""
         if not documents:
             return np.zeros((0, 384), dtype=np.float32)
         encoded = self.tokenizer.encode_batch(list(documents))
@@ -129,7 +134,9 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
         start = 0
         while start < len(order):
             end = start + 1
+            first = len(encoded[order[start]].ids)
             while (end < len(order) and end - start < 2 * batch_size
+                   and len(encoded[order[end]].ids) <= 2 * first
                    and (end - start + 1) * len(encoded[order[end]].ids) <= TOKEN_BUDGET):
                 end += 1
             idx = order[start:end]

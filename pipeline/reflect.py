@@ -8,7 +8,8 @@ from pipeline.errors import ModelAnswerInvalid
 from pipeline.index import AdviceIndex
 from pipeline.llm.base import Attempt, Message, Provider
 from pipeline.notes import Notes
-from pipeline.prompts import PROMPT_VERSION, render_messages
+from pipeline.profile import Profile
+from pipeline.prompts import prompt_version, render_messages
 from pipeline.retrieve import Retrieval, RetrieveOptions, retrieve
 from pipeline.schema import NotesInfo, Reflection, Source
 from pipeline.validate import problems
@@ -26,18 +27,19 @@ def _feedback(errors: list[str]) -> str:
 
 def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
              status: Status | None = None,
-             trace: list[tuple[Attempt, list[str]]] | None = None) -> tuple[Attempt, int]:
+             trace: list[tuple[Attempt, list[str]]] | None = None,
+             profile: Profile | None = None) -> tuple[Attempt, int]:
     """Ask, validate, and retry once with the errors. ``trace`` collects every attempt."""
-    messages: list[Message] = render_messages(notes, retrieval.passages)
+    messages: list[Message] = render_messages(notes, retrieval.passages, profile=profile)
     errors: list[str] = []
     for attempt_no in range(1, MAX_ATTEMPTS + 1):
         if status:
             status(f"asking {provider.name} ({provider.model}), attempt {attempt_no}")
-        attempt = provider.complete(messages, notes, retrieval)
+        attempt = provider.complete(messages, notes, retrieval, profile)
         if attempt.draft is None:
             errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
         else:
-            errors = problems(attempt.draft, notes, retrieval)
+            errors = problems(attempt.draft, notes, retrieval, profile)
         if trace is not None:
             trace.append((attempt, errors))
         if not errors:
@@ -53,7 +55,7 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
 def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
             opts: RetrieveOptions | None = None, status: Status | None = None,
             trace: list[tuple[Attempt, list[str]]] | None = None,
-            retrieval: Retrieval | None = None) -> Reflection:
+            retrieval: Retrieval | None = None, profile: Profile | None = None) -> Reflection:
     if status:
         status("retrieving advice")
     retrieval = retrieval or retrieve(notes, index, opts)
@@ -61,13 +63,19 @@ def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
         from pipeline.errors import DebriefError
 
         raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
-    attempt, attempts = generate(provider, notes, retrieval, status, trace)
+    attempt, attempts = generate(provider, notes, retrieval, status, trace, profile)
     assert attempt.draft is not None
+    draft, matrix = attempt.draft, None
+    if profile is not None:
+        from pipeline.matrix import apply_matrix
+
+        draft, matrix = apply_matrix(attempt.draft, profile, notes, retrieval)  # type: ignore[arg-type]
     return Reflection(
-        **attempt.draft.model_dump(),
+        **draft.model_dump(),
+        matrix=matrix,
         engine=provider.name,
         model=provider.model,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=prompt_version(profile),
         index_fingerprint=index.fingerprint(),
         attempts=attempts,
         notes=NotesInfo(path=notes.path, company=notes.company, role=notes.meta.role,

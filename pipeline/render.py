@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.schema import Reflection
+from pipeline.schema import DecisionMatrix, Reflection
 
 _RATING = {"none": "none", "low": "low", "medium": "medium", "high": "high"}
 
@@ -13,6 +13,36 @@ def to_json(r: Reflection) -> str:
 
 def _cite(ids: list[str]) -> str:
     return " ".join(f"[{i}]" for i in ids)
+
+
+def _signed(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:+d}" if n else "0"
+
+
+def matrix_markdown(m: DecisionMatrix) -> list[str]:
+    """The matrix as a Markdown table; renders as a table in a terminal through rich too."""
+    out = ["", "## Your priorities", ""]
+    if m.forced_decline:
+        out += [f"**Decline forced by your profile: {m.forced_decline}.**", ""]
+    out += ["| Criterion | Weight | Score | Weighted | From your notes |",
+            "|---|---:|---:|---:|---|"]
+    for row in m.rows:
+        quote = f"“{_cell(row.quote)}” {_cite(row.passage_ids)}" if row.quote else "—"
+        out.append(f"| {_cell(row.label)} | {row.weight} | {_signed(row.score)} | "
+                   f"{_signed(row.weighted)} | {quote} |")
+    out += ["", f"Weighted total **{m.total:+d}** of a possible ±{m.max_total} "
+                f"({m.normalized:+.2f}); scores compare with your current situation."]
+    for hit in m.deal_breakers:
+        state = f"resolved: “{hit.resolution_quote}”" if hit.resolved else "not resolved"
+        out.append(f"- Deal-breaker **{hit.deal_breaker}**: “{hit.quote}” ({state})")
+    for chk in m.must_haves:
+        seen = f": “{chk.quote}”" if chk.quote else ""
+        out.append(f"- Must-have **{chk.must_have}**: {chk.status}{seen}")
+    return out
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def to_markdown(r: Reflection, *, show_sources: bool = True) -> str:
@@ -28,6 +58,8 @@ def to_markdown(r: Reflection, *, show_sources: bool = True) -> str:
         out += ["", "## Red flags", ""]
         for f in r.red_flags:
             out.append(f"- **{f.flag}** ({f.severity}): “{f.quote}” {_cite(f.passage_ids)}")
+    if r.matrix is not None:
+        out += matrix_markdown(r.matrix)
     out += ["", "## What this interview is worth", ""]
     for name, angle in (("Practice", r.practice_value), ("Leverage", r.leverage_value),
                         ("Clarity", r.clarity_value)):

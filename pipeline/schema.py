@@ -98,3 +98,73 @@ class Reflection(ReflectionDraft):
     ignored_lines: list[str] = Field(
         default_factory=list, description="Lines in the notes treated as injection attempts."
     )
+    matrix: DecisionMatrix | None = Field(
+        default=None, description="The weighted criteria, when a priorities profile is set.")
+
+
+# -- the decision matrix (only with a priorities profile; see pipeline/profile.py) -----------
+class CriterionScore(BaseModel):
+    criterion: str = Field(description="A criterion name from the profile, e.g. 'pay'.")
+    score: int | None = Field(
+        ge=-2, le=2,
+        description="-2 much worse than the current situation .. +2 much better; null when "
+                    "the notes say nothing about this criterion.")
+    quote: str | None = Field(
+        default=None, description="Exact words from the notes the score rests on; null if unknown.")
+    passage_ids: list[str] = Field(
+        default_factory=list, description="Ids of the advice passages the score draws on.")
+
+
+class DealBreakerHit(BaseModel):
+    deal_breaker: str = Field(description="A deal-breaker copied exactly from the profile.")
+    quote: str = Field(description="Exact words from the notes that show it.")
+    passage_ids: list[str] = Field(default_factory=list)
+    resolved: bool = Field(default=False, description="True only if the notes show it was resolved.")
+    resolution_quote: str | None = Field(
+        default=None, description="Exact words from the notes showing the resolution.")
+
+
+class MustHaveCheck(BaseModel):
+    must_have: str = Field(description="A must-have copied exactly from the profile.")
+    status: Literal["met", "unmet", "unknown"]
+    quote: str | None = Field(default=None, description="Exact words from the notes; null if unknown.")
+
+
+class MatrixDraft(BaseModel):
+    """What a model (or the offline engine) proposes; the totals are computed in code."""
+
+    criteria: list[CriterionScore] = Field(default_factory=list, max_length=20)
+    deal_breakers: list[DealBreakerHit] = Field(default_factory=list, max_length=12)
+    must_haves: list[MustHaveCheck] = Field(default_factory=list, max_length=12)
+
+
+class ProfiledDraft(ReflectionDraft):
+    """The draft asked for when the person has a priorities profile."""
+
+    matrix: MatrixDraft
+
+
+class MatrixRow(BaseModel):
+    criterion: str
+    label: str
+    weight: int
+    score: int | None
+    weighted: int | None
+    quote: str | None = None
+    passage_ids: list[str] = Field(default_factory=list)
+
+
+class DecisionMatrix(BaseModel):
+    rows: list[MatrixRow]
+    total: int = Field(description="Sum of weight x score over the known criteria.")
+    max_total: int = Field(description="2 x the sum of all weights: the best possible total.")
+    normalized: float = Field(description="total / max_total, from -1 to 1; ranks processes.")
+    unknown: list[str] = Field(description="Criteria the notes say nothing about, by weight.")
+    deal_breakers: list[DealBreakerHit] = Field(default_factory=list)
+    must_haves: list[MustHaveCheck] = Field(default_factory=list)
+    forced_decline: str | None = Field(
+        default=None, description="Why the profile forced 'decline', when it did.")
+    profile_fingerprint: str
+
+
+Reflection.model_rebuild()

@@ -10,7 +10,12 @@ from typing import Any
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options, provider_options
+from pipeline.commands.options import (
+    corpus_option,
+    index_options,
+    profile_options,
+    provider_options,
+)
 
 
 @click.command()
@@ -29,12 +34,14 @@ from pipeline.commands.options import corpus_option, index_options, provider_opt
 @click.option("--json", "as_json", is_flag=True,
               help="Print a summary object with per-note results and timings.")
 @provider_options
+@profile_options
 @index_options
 @corpus_option
 def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
           since: datetime | None, dry_run: bool, force: bool, as_json: bool, provider: str,
           model: str | None, base_url: str | None, structured_output: str, timeout: float,
-          max_tokens: int | None, max_retries: int, collection: str, chroma_url: str | None,
+          max_tokens: int | None, max_retries: int, profile_path: Path | None,
+          no_profile: bool, collection: str, chroma_url: str | None,
           corpus_dirs: tuple[Path, ...]) -> None:
     """Reflect on every new or changed note in a folder, for a nightly run.
 
@@ -58,14 +65,15 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
     configuration, or another batch running.
     """
     from pipeline.batch import BatchOptions, run_batch
+    from pipeline.profile import load_profile
 
     opts = BatchOptions(notes_dir=notes_dir, out_dir=out_dir, concurrency=concurrency,
                         since=since.date() if since else None, dry_run=dry_run, force=force,
                         provider=provider, model=model, base_url=base_url,
                         structured_output=structured_output, timeout=timeout,
                         max_tokens=max_tokens, max_retries=max_retries, collection=collection,
-                        chroma_url=chroma_url,
-                        corpus_dirs=corpus_dirs)
+                        chroma_url=chroma_url, corpus_dirs=corpus_dirs,
+                        profile=load_profile(profile_path, enabled=not no_profile))
     if sys.stderr.isatty() and not as_json:
         report = _with_progress(opts)
     else:

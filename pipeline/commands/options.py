@@ -64,3 +64,13 @@ def corpus_option(fn: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help="Extra folder of advice documents (repeatable); see corpus/README.md.",
     )(fn)
+
+
+def profile_options(fn: F) -> F:
+    fn = click.option("--no-profile", "no_profile", is_flag=True,
+                      help="Ignore the priorities profile: no decision matrix.")(fn)
+    fn = click.option("--profile", "profile_path", envvar="DEBRIEF_PROFILE", default=None,
+                      type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                      help="Priorities profile to weigh with [default: $DEBRIEF_HOME/"
+                           "profile.toml when it exists]; see 'debrief profile'.")(fn)
+    return fn

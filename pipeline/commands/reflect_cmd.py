@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options, provider_options
+from pipeline.commands.options import (
+    corpus_option,
+    index_options,
+    profile_options,
+    provider_options,
+)
 
 
 @click.command()
@@ -21,12 +26,13 @@ from pipeline.commands.options import corpus_option, index_options, provider_opt
 @click.option("-k", "--top-k", "top_k", envvar="DEBRIEF_TOP_K", default=8, show_default=True,
               type=click.IntRange(1, 20), help="How many advice passages to retrieve.")
 @provider_options
+@profile_options
 @index_options
 @corpus_option
 def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources: bool,
             top_k: int, provider: str, model: str | None, base_url: str | None,
             structured_output: str, timeout: float, max_tokens: int | None, max_retries: int,
-            collection: str,
+            profile_path: Path | None, no_profile: bool, collection: str,
             chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
     """Reflect on one interview: keep pursuing or decline, and why.
 
@@ -51,13 +57,19 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
       debrief reflect notes.md --out reflections/acme.md --show-sources
       OPENAI_BASE_URL=http://127.0.0.1:11434/v1 debrief reflect notes.md --model llama3.1
 
+    With a priorities profile ('debrief profile init'), the reflection also scores each of
+    your criteria against your current situation, weighs them with your weights, and a
+    deal-breaker found in the notes means decline.
+
     Exit codes: 0 done, 2 bad input or configuration (one line on stderr).
     """
     from pipeline import runtime
     from pipeline.errors import DebriefError
     from pipeline.notes import read_notes
+    from pipeline.profile import load_profile
 
     notes = read_notes(notes_file)
+    profile = load_profile(profile_path, enabled=not no_profile)
     if out_path is not None and out_path.resolve() == notes_file.resolve():
         raise DebriefError("--out points at your notes file; notes are never overwritten.")
     err = sys.stderr
@@ -79,7 +91,8 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
     from pipeline.render import to_json, to_markdown
     from pipeline.retrieve import RetrieveOptions
 
-    result = run(notes, index, engine, opts=RetrieveOptions(k=top_k), status=status)
+    result = run(notes, index, engine, opts=RetrieveOptions(k=top_k), status=status,
+                 profile=profile)
 
     if out_path is not None:
         from pipeline.atomic import write_text

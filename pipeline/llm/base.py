@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.notes import Notes
+from pipeline.profile import Profile
 from pipeline.retrieve import Retrieval
 from pipeline.schema import ReflectionDraft
 
@@ -26,6 +27,8 @@ class Provider(Protocol):
     name: str
     model: str | None
 
-    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
-        """Answer the rendered messages. The offline engine reads notes/retrieval instead."""
+    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
+                 profile: Profile | None = None) -> Attempt:
+        """Answer the rendered messages. The offline engine reads notes/retrieval instead.
+        With a profile the answer is a ``ProfiledDraft`` (the draft plus its matrix)."""
         ...

@@ -17,8 +17,17 @@ from functools import cache
 from pipeline.llm import cues as C
 from pipeline.llm.base import Attempt, Message
 from pipeline.notes import Notes
+from pipeline.profile import Profile
 from pipeline.retrieve import Passage, Retrieval, SentenceSignal
-from pipeline.schema import Angle, NextStep, PracticeItem, Reason, RedFlag, ReflectionDraft
+from pipeline.schema import (
+    Angle,
+    NextStep,
+    PracticeItem,
+    ProfiledDraft,
+    Reason,
+    RedFlag,
+    ReflectionDraft,
+)
 
 _BUT = re.compile(r"\b(?:but|though|although|however|yet)\b", re.I)
 TOPIC_MIN = 0.5  # cue-line cosine from which a sentence counts as being about that topic
@@ -174,14 +183,18 @@ class OfflineEngine:
     name = "offline"
     model = "debrief-offline-1"
 
-    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
-        draft = self.reflect(notes, retrieval)
+    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
+                 profile: Profile | None = None) -> Attempt:
+        draft = self.reflect(notes, retrieval, profile)
         return Attempt(draft=draft, raw=draft.model_dump_json())
 
-    def reflect(self, notes: Notes, retrieval: Retrieval) -> ReflectionDraft:
+    def reflect(self, notes: Notes, retrieval: Retrieval,
+                profile: Profile | None = None) -> ReflectionDraft:
         passages = {p.id: p for p in retrieval.passages}
         titles = {p.doc_id: p.title for p in retrieval.passages}
         pay = _current_pay(notes)
+        if pay is None and profile is not None and profile.current.pay:
+            pay = max(C.amounts(profile.current.pay), default=None)
         from pipeline.guard import is_injection
         from pipeline.validate import MIN_QUOTE_CHARS, _canon
 
@@ -206,6 +219,13 @@ class OfflineEngine:
                     break
         cited = [e for e in evidence if e.sig.best_passage in passages]
         total = sum(e.weight for e in cited)
+        matrix = None
+        if profile is not None:
+            from pipeline.llm.offline_matrix import lean, propose
+
+            # with a profile, what the person weighs most moves the call (see lean())
+            matrix = propose(cited, profile, retrieval, pay)
+            total = lean(total, matrix, profile)
         decision = "keep" if total >= 0 else "decline"
         confidence = round(0.5 + 0.45 * math.tanh(abs(total) / 3.0), 2)
 
@@ -279,12 +299,15 @@ class OfflineEngine:
         questions = self._questions(evidence, passages, retrieval)
         next_step = (NextStep(kind="thank_you", draft=thank_you(notes)) if decision == "keep"
                      else NextStep(kind="withdrawal", draft=withdrawal(notes)))
-        return ReflectionDraft(
+        fields = dict(
             decision=decision, confidence=confidence, summary=summary, reasons=reasons,
             red_flags=red_flags, practice_value=practice_value, leverage_value=leverage_value,
             clarity_value=clarity_value, practice_plan=practice,
             questions_for_next_round=questions, next_step=next_step,
         )
+        if matrix is not None:
+            return ProfiledDraft(**fields, matrix=matrix)
+        return ReflectionDraft(**fields)
 
     @staticmethod
     def _reason(e: Evidence) -> Reason:

@@ -13,8 +13,9 @@ from typing import Any
 from pipeline.errors import ProviderError
 from pipeline.llm.base import Attempt, Message
 from pipeline.notes import Notes
+from pipeline.profile import Profile
 from pipeline.retrieve import Retrieval
-from pipeline.schema import ReflectionDraft
+from pipeline.schema import ProfiledDraft, ReflectionDraft
 
 METHODS = ("json_schema", "function_calling", "json_mode")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -67,16 +68,22 @@ class OpenAIProvider:
             max_retries=max_retries,  # the openai client backs off and honours Retry-After
             **kwargs,
         )
-        self._structured = self._llm.with_structured_output(
-            ReflectionDraft, method=self.method, include_raw=True
-        )
+        self._structured: dict[type, Any] = {}
 
-    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval) -> Attempt:
+    def _runnable(self, schema: type[ReflectionDraft]) -> Any:
+        if schema not in self._structured:
+            self._structured[schema] = self._llm.with_structured_output(
+                schema, method=self.method, include_raw=True)
+        return self._structured[schema]
+
+    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
+                 profile: Profile | None = None) -> Attempt:
         import openai
         import pydantic
 
+        schema = ProfiledDraft if profile is not None else ReflectionDraft
         try:
-            out = self._structured.invoke(messages)
+            out = self._runnable(schema).invoke(messages)
         except openai.AuthenticationError:
             raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
         except openai.NotFoundError as exc:
@@ -103,7 +110,7 @@ class OpenAIProvider:
         parsed = out.get("parsed")
         if isinstance(parsed, dict):
             try:
-                parsed = ReflectionDraft.model_validate(parsed)
+                parsed = schema.model_validate(parsed)
             except Exception as exc:  # pydantic ValidationError, reported back to the model
                 return Attempt(None, raw, str(exc)[:2000], _ints(usage))
         err = out.get("parsing_error")

@@ -1,0 +1,204 @@
+"""The offline engine's proposal for the decision matrix: per-criterion scores, deal-breakers
+and must-haves, each resting on a sentence of the notes and a retrieved passage.
+
+A sentence speaks to a criterion when it uses the criterion's words, matches one of its
+explicit cues, or sits closest to one of its advice documents. Its signed weight (from
+``offline.weigh_sentence``) becomes the score. Deal-breakers and must-haves are matched by
+the kinds of cue their wording names plus their own content words, with negations and
+resolutions ("optional", "agreed in writing") read from the notes.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import TYPE_CHECKING
+
+from pipeline.llm import cues as C
+from pipeline.profile import BUILTIN, Profile
+from pipeline.retrieve import Retrieval
+from pipeline.schema import CriterionScore, DealBreakerHit, MatrixDraft, MustHaveCheck
+
+if TYPE_CHECKING:  # offline imports this module
+    from pipeline.llm.offline import Evidence
+
+TOPIC_MIN = 0.5
+# which explicit cues a deal-breaker or must-have's own wording points at
+KINDS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (re.compile(p, re.I), keys) for p, keys in [
+        (r"unpaid|free (work|labou?r)|trial|take-?home|spec work|homework", ("unpaid",)),
+        (r"pay cut|less than|below|current pay|my pay|salary|lower pay|paid less", ("pay-below",)),
+        (r"pressure|exploding|rush|deadline", ("pressure",)),
+        (r"bait|switch|different (role|job)|not the (role|job)|posting|title", ("bait-switch",)),
+        (r"rude|disrespect|contempt", ("disrespect",)),
+        (r"clawback|claw back|repay|pay back|training bond", ("clawback",)),
+        (r"overtime|evening|weekend|nights?\b|long hours|on-?call|crunch|\d\d.?hour", ("overwork",)),
+        (r"office|on-?site|in[- ]person|relocat|fully remote|remote", ("office-mandate",)),
+        (r"commute|travel", ("commute",)),
+        (r"layoff|unstable|runway|stability|job security", ("layoffs",)),
+    ]
+]
+# words in a sentence that say the thing named is absent, optional or settled
+RESOLVED = re.compile(
+    r"\b(optional|not required|no longer|waived|dropped|removed|agreed|confirmed|in writing|"
+    r"changed (it|that|this)|they'?ll pay|will (now )?be paid|paid trial|paid project|"
+    r"fixed|resolved|scrapped|never (on )?weekends?|no (evening|weekend|night|on-?call)|"
+    r"without (evening|weekend)|off (on )?weekends?)\b", re.I)
+_STOP = {"work", "working", "with", "that", "this", "than", "from", "have", "more", "less",
+         "about", "other", "would", "their", "there", "your", "what", "when", "must", "least",
+         "at", "any", "job", "role", "jobs", "roles", "the", "and", "for", "not", "no", "my"}
+
+
+def _content_words(text: str) -> list[str]:
+    words = re.findall(r"[a-z][a-z'-]{3,}", text.lower())
+    return [w.rstrip("s") for w in words if w not in _STOP]
+
+
+@cache
+def _words_rx(text: str) -> re.Pattern[str] | None:
+    words = _content_words(text)
+    if not words:
+        return None
+    # whole words, plural or not: "week" must not match "weekly"
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")(s|es)?\b", re.I)
+
+
+def _kinds(text: str) -> set[str]:
+    return {k for rx, keys in KINDS if rx.search(text) for k in keys}
+
+
+def _passage_for(e: Evidence, docs: tuple[str, ...], retrieval: Retrieval) -> str | None:
+    own = next((p.id for p in retrieval.passages if p.doc_id in docs), None)
+    return own or e.sig.best_passage
+
+
+def _speaks_to(e: Evidence, key: str, profile: Profile, custom_rx: re.Pattern[str] | None) -> bool:
+    if key in BUILTIN:
+        b = BUILTIN[key]
+        if any(c.doc in b.docs for c in e.cues):
+            return True
+        if e.sig.cue_doc in b.docs and e.sig.cue_sim >= TOPIC_MIN:
+            return True
+        return re.search(b.words, e.sig.text, re.I) is not None
+    if custom_rx is None:
+        return False
+    # an own criterion is named by its description: one shared word ("week") is chance
+    found = {m.group(1).lower() for m in custom_rx.finditer(e.sig.text)}
+    return len(found) >= min(2, custom_rx.pattern.count("|") + 1)
+
+
+def _pay_score(hits: list[Evidence], current: float | None) -> int | None:
+    """Pay against the current pay, by ratio, when a sentence names a salary-sized figure."""
+    if not current:
+        return None
+    for e in sorted(hits, key=lambda e: -abs(e.weight)):
+        offered = [a for a in C.amounts(e.sig.text) if 0.4 * current <= a <= 3 * current]
+        if offered and C.PAY_WORDS.search(e.sig.text):
+            ratio = max(offered) / current
+            return 2 if ratio >= 1.15 else 1 if ratio >= 1.03 else -2 if ratio <= 0.85 \
+                else -1 if ratio <= 0.97 else 0
+    return None
+
+
+def _score(total: float, key: str, profile: Profile) -> int:
+    score = 0 if abs(total) < 0.5 else max(-2, min(2, round(total / 1.5) or (1 if total > 0 else -1)))
+    if key == "pay" and profile.current.status == "not_working":
+        score = min(2, score + 1)  # any pay beats none: the alternative here is no income
+    return score
+
+
+def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
+            current_pay: float | None = None) -> MatrixDraft:
+    usable = [e for e in evidence if e.sig.best_passage]
+    rows: list[CriterionScore] = []
+    for key in profile.criteria:
+        custom_rx = None if key in BUILTIN else _words_rx(profile.description(key) + " " + key.replace("_", " "))
+        # "not sure how on-call works; didn't ask" names the criterion but says it is unknown
+        hits = [e for e in usable if _speaks_to(e, key, profile, custom_rx)
+                and not C.UNKNOWN.search(e.sig.text)]
+        if not hits:
+            rows.append(CriterionScore(criterion=key, score=None))
+            continue
+        total = sum(e.weight for e in hits)
+        lead = max(hits, key=lambda e: (abs(e.weight), -e.sig.index))
+        score = _score(total, key, profile)
+        if key == "pay" and (by_ratio := _pay_score(hits, current_pay)) is not None:
+            score = by_ratio
+        docs = BUILTIN[key].docs if key in BUILTIN else ()
+        pid = _passage_for(lead, docs, retrieval)
+        rows.append(CriterionScore(criterion=key, score=score,
+                                   quote=lead.sig.text, passage_ids=[pid] if pid else []))
+    return MatrixDraft(criteria=rows, deal_breakers=_deal_breakers(usable, profile, retrieval),
+                       must_haves=_must_haves(usable, profile, rows))
+
+
+def _mentions(e: Evidence, text: str) -> bool:
+    kinds = _kinds(text)
+    if any(c.key in kinds for c in e.cues):
+        return True
+    rx = _words_rx(text)
+    return rx is not None and rx.search(e.sig.text) is not None
+
+
+def _deal_breakers(usable: list[Evidence], profile: Profile,
+                   retrieval: Retrieval) -> list[DealBreakerHit]:
+    out: list[DealBreakerHit] = []
+    for breaker in profile.deal_breakers:
+        about = sorted((e for e in usable if _mentions(e, breaker)), key=lambda e: e.sig.index)
+        shown = [e for e in about if not RESOLVED.search(e.sig.text) and e.weight <= 0.3]
+        if not shown:
+            continue
+        first = shown[0]
+        settled = [e for e in about if RESOLVED.search(e.sig.text) and e.sig.index > first.sig.index]
+        pid = next((c.doc for c in first.cues if c.key in _kinds(breaker)), None)
+        ids = [p.id for p in retrieval.passages if p.doc_id == pid][:1] or [first.sig.best_passage]
+        out.append(DealBreakerHit(
+            deal_breaker=breaker, quote=first.sig.text, passage_ids=[i for i in ids if i],
+            resolved=bool(settled), resolution_quote=settled[0].sig.text if settled else None))
+    return out
+
+
+def _must_haves(usable: list[Evidence], profile: Profile,
+                rows: list[CriterionScore]) -> list[MustHaveCheck]:
+    by_key = {r.criterion: r for r in rows}
+    out: list[MustHaveCheck] = []
+    for must in profile.must_haves:
+        # "at least my current pay" is about the pay criterion when the profile scores pay
+        linked = next((k for k in by_key if k in BUILTIN and (
+            re.search(BUILTIN[k].words, must, re.I) or k.replace("_", " ") in must.lower())), None)
+        kinds = _kinds(must)
+        if "pay-below" in kinds and "pay" in by_key:
+            linked = "pay"
+        row = by_key.get(linked) if linked else None
+        if row is not None and row.score is not None:
+            out.append(MustHaveCheck(must_have=must, status="met" if row.score >= 0 else "unmet",
+                                     quote=row.quote))
+            continue
+        about = [e for e in usable if _mentions(e, must)]
+        if not about:
+            out.append(MustHaveCheck(must_have=must, status="unknown"))
+            continue
+        lead = max(about, key=lambda e: (abs(e.weight), -e.sig.index))
+        status = "unmet" if lead.weight <= -0.5 else "met" if lead.weight >= 0.3 else "unknown"
+        out.append(MustHaveCheck(must_have=must, status=status,
+                                 quote=None if status == "unknown" else lead.sig.text))
+    return out
+
+
+
+def lean(evidence_total: float, matrix: MatrixDraft, profile: Profile) -> float:
+    """The evidence total, moved by the person's weighted matrix: a sentence-by-sentence sum
+    treats pay and commute alike, the profile says which one this person cares about.
+
+    The weighted matrix (-1..1 of its best) counts as much as about eight strong lines of
+    evidence; an open deal-breaker decides on its own (matrix.apply_matrix enforces it too).
+    """
+    if any(not h.resolved for h in matrix.deal_breakers):
+        return min(evidence_total, -1.0)
+    known = [(profile.criteria[r.criterion].weight, r.score) for r in matrix.criteria
+             if r.score is not None and r.criterion in profile.criteria]
+    if not known:
+        return evidence_total
+    max_total = 2 * sum(c.weight for c in profile.criteria.values())
+    normalized = sum(w * s for w, s in known) / max_total
+    return 0.5 * evidence_total + 20.0 * normalized
