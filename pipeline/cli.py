@@ -8,7 +8,14 @@ import sys
 import click
 
 from pipeline import __version__
-from pipeline.commands import batch_cmd, doctor_cmd, eval_cmd, index_cmd, reflect_cmd
+from pipeline.commands import (
+    batch_cmd,
+    doctor_cmd,
+    eval_cmd,
+    index_cmd,
+    profile_cmd,
+    reflect_cmd,
+)
 from pipeline.errors import DebriefError
 
 
@@ -69,6 +76,7 @@ cli.add_command(index_cmd.index)
 cli.add_command(eval_cmd.eval_, name="eval")
 cli.add_command(batch_cmd.batch)
 cli.add_command(doctor_cmd.doctor)
+cli.add_command(profile_cmd.profile)
 
 
 def main() -> None:

@@ -26,12 +26,23 @@ GATED = [
 DEFAULT_TOLERANCE = 0.02
 
 
+PROFILE_GATED = ["profile_decision_accuracy", "deal_breaker_recall", "score_agreement",
+                 "compare_kendall_tau"]
+GATED += PROFILE_GATED
+PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "compare_sets",
+                "compare_top_match", "compare_errors"]
+
+
 class EvalCase(BaseModel):
     id: str
     path: str
     expected: str = Field(pattern="^(keep|decline|either)$")
     gold: list[str]
     tags: list[str] = Field(default_factory=list)
+    # profile cases only (eval/profile-cases): the profile's file stem and the matrix labels
+    profile: str | None = None
+    gold_scores: dict[str, int | None] = Field(default_factory=dict)
+    gold_deal_breakers: list[str] = Field(default_factory=list)
 
 
 class CaseResult(BaseModel):
@@ -58,6 +69,11 @@ class CaseResult(BaseModel):
     latency_s: float = 0.0
     tokens: int = 0
     error: str | None = None
+    profile: str | None = None
+    scores: dict[str, int | None] = Field(default_factory=dict)
+    deal_breakers_found: list[str] = Field(default_factory=list)
+    deal_breaker_recall: float | None = None
+    score_agreement: float | None = None
 
 
 def load_cases(folder: Path) -> list[EvalCase]:
@@ -73,7 +89,10 @@ def load_cases(folder: Path) -> list[EvalCase]:
         data = yaml.safe_load(label.read_text(encoding="utf-8")) or {}
         try:
             cases.append(EvalCase(id=md.stem, path=str(md), expected=data.get("expected"),
-                                  gold=data.get("gold") or [], tags=data.get("tags") or []))
+                                  gold=data.get("gold") or [], tags=data.get("tags") or [],
+                                  profile=data.get("profile"),
+                                  gold_scores=data.get("gold_scores") or {},
+                                  gold_deal_breakers=data.get("gold_deal_breakers") or []))
         except Exception as exc:
             raise DebriefError(f"eval label {label}: {exc}") from None
     if not cases:
@@ -101,13 +120,37 @@ def _retrieval_scores(docs: list[str], gold: list[str]) -> tuple[float, float, b
     return recall, precision, bool(hits), rr
 
 
-def run_case(case: EvalCase, index: Any, provider: Any, k: int) -> CaseResult:
+def _matrix_scores(res: CaseResult, case: EvalCase, matrix: Any) -> None:
+    """Deal-breaker recall and per-criterion agreement: within one point of the gold score,
+    or both unknown. An error leaves the case at zero on both, not out of the mean."""
+    res.deal_breaker_recall = 0.0 if case.gold_deal_breakers else None
+    res.score_agreement = 0.0 if case.gold_scores else None
+    if matrix is None:
+        return
+    res.scores = {r.criterion: r.score for r in matrix.rows}
+    res.deal_breakers_found = [h.deal_breaker for h in matrix.deal_breakers if not h.resolved]
+    found = {d.lower() for d in res.deal_breakers_found}
+    if case.gold_deal_breakers:
+        res.deal_breaker_recall = (sum(d.lower() in found for d in case.gold_deal_breakers)
+                                   / len(case.gold_deal_breakers))
+    agree = []
+    for crit, gold in case.gold_scores.items():
+        got = res.scores.get(crit)
+        agree.append(float(got is None and gold is None) if got is None or gold is None
+                     else float(abs(got - gold) <= 1))
+    if agree:
+        res.score_agreement = sum(agree) / len(agree)
+
+
+def run_case(case: EvalCase, index: Any, provider: Any, k: int,
+             profile: Any = None) -> CaseResult:
     from pipeline.notes import normalize_ws, read_notes
     from pipeline.recording import current_case
     from pipeline.reflect import reflect
     from pipeline.retrieve import RetrieveOptions, retrieve
 
-    res = CaseResult(id=case.id, expected=case.expected, tags=case.tags, gold=case.gold)
+    res = CaseResult(id=case.id, expected=case.expected, tags=case.tags, gold=case.gold,
+                     profile=case.profile)
     token = current_case.set(case.id)
     started = time.perf_counter()
     try:
@@ -117,12 +160,17 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int) -> CaseResult:
         res.recall, res.precision, res.hit, res.rr = _retrieval_scores(res.retrieved_docs, case.gold)
         trace: list = []
         try:
-            out = reflect(notes, index, provider, trace=trace, retrieval=retrieval)
+            out = reflect(notes, index, provider, trace=trace, retrieval=retrieval,
+                          profile=profile)
+            if profile is not None:
+                _matrix_scores(res, case, out.matrix)
             res.decision = out.decision
             res.confidence = out.confidence
             res.final_valid = True
         except DebriefError as exc:
             res.error = exc.message
+            if profile is not None:
+                _matrix_scores(res, case, None)
         res.attempts = len(trace)
         if trace:
             first, errors = trace[0]
@@ -207,6 +255,118 @@ def run_eval(cases: list[EvalCase], index: Any, provider: Any, *, k: int = 8,
     return out
 
 
+# --- profiles: the matrix and compare ------------------------------------------------
+
+def _profile(profiles_dir: Path, name: str | None, cache: dict[str, Any]) -> Any:
+    from pipeline.profile import read_profile
+
+    if not name:
+        raise DebriefError("a profile case needs 'profile:' in its label.")
+    if name not in cache:
+        cache[name] = read_profile(profiles_dir / f"{name}.toml")
+    return cache[name]
+
+
+def run_profile_cases(cases: list[EvalCase], profiles_dir: Path, index: Any, provider: Any,
+                      *, k: int = 8, progress: Callable[[str], None] | None = None
+                      ) -> list[CaseResult]:
+    cache: dict[str, Any] = {}
+    out = []
+    for case in cases:
+        out.append(run_case(case, index, provider, k, _profile(profiles_dir, case.profile, cache)))
+        if progress:
+            progress(case.id)
+    return out
+
+
+class CompareResult(BaseModel):
+    id: str
+    profile: str
+    gold: list[str]
+    predicted: list[str] = Field(default_factory=list)
+    kendall_tau: float = 0.0
+    top_match: bool = False
+    withdraw_gold: list[str] = Field(default_factory=list)
+    withdraw_predicted: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+
+def load_compare_sets(folder: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+    import yaml
+
+    sets = []
+    for gold in sorted(folder.glob("*/gold.yaml")):
+        data = yaml.safe_load(gold.read_text(encoding="utf-8")) or {}
+        if not data.get("profile") or not data.get("ranking"):
+            raise DebriefError(f"compare set {gold} needs 'profile' and 'ranking'.")
+        sets.append((gold.parent.name, gold.parent, data))
+    return sets
+
+
+def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir: Path,
+                     index: Any, provider: Any, *, k: int = 8,
+                     progress: Callable[[str], None] | None = None) -> list[CompareResult]:
+    """Reflect on every note of a set under its profile, rank with pipeline.compare, and
+    score the ranking against the gold one (Kendall tau; a failed note counts as missing)."""
+    from pipeline.compare import compare as rank
+    from pipeline.compare import kendall_tau
+    from pipeline.notes import read_notes
+    from pipeline.recording import current_case
+    from pipeline.reflect import reflect
+    from pipeline.retrieve import RetrieveOptions
+
+    cache: dict[str, Any] = {}
+    out = []
+    for name, folder, gold in sets:
+        profile = _profile(profiles_dir, gold["profile"], cache)
+        res = CompareResult(id=name, profile=gold["profile"], gold=list(gold["ranking"]),
+                            withdraw_gold=list(gold.get("withdraw") or []))
+        reflections = []
+        for path in sorted(folder.rglob("*.md")):
+            token = current_case.set(f"{name}/{path.name}")
+            try:
+                reflections.append(reflect(read_notes(path), index, provider, profile=profile,
+                                           opts=RetrieveOptions(k=k)))
+            except DebriefError as exc:
+                res.errors.append(f"{path.name}: {exc.message}")
+            finally:
+                current_case.reset(token)
+        if reflections:
+            comparison = rank(reflections)
+            res.predicted = [p.company for p in comparison.processes]
+            res.withdraw_predicted = [p.company for p in comparison.processes if p.withdraw]
+        # companies that errored are missing from the prediction: ranked last, in gold order
+        full = res.predicted + [c for c in res.gold if c not in res.predicted]
+        res.kendall_tau = kendall_tau(full, res.gold) if res.predicted else 0.0
+        res.top_match = bool(res.predicted) and res.predicted[0] == res.gold[0]
+        out.append(res)
+        if progress:
+            progress(name)
+    return out
+
+
+def aggregate_profile(results: list[CaseResult], sets: list[CompareResult]) -> dict[str, Any]:
+    pairs: dict[str, list[bool]] = defaultdict(list)
+    for r in results:
+        for t in r.tags:
+            if t.startswith("pair:"):
+                pairs[t].append(r.correct)
+    return {
+        "profile_cases": len(results),
+        "profile_decision_accuracy": _mean([float(r.correct) for r in results]),
+        "profile_pairs_both_right": _mean([float(all(v)) for v in pairs.values()]),
+        "deal_breaker_recall": _mean([r.deal_breaker_recall for r in results
+                                      if r.deal_breaker_recall is not None]),
+        "score_agreement": _mean([r.score_agreement for r in results
+                                  if r.score_agreement is not None]),
+        "profile_errors": sum(1 for r in results if r.error),
+        "compare_sets": len(sets),
+        "compare_kendall_tau": _mean([s.kendall_tau for s in sets]),
+        "compare_top_match": _mean([float(s.top_match) for s in sets]),
+        "compare_errors": sum(len(s.errors) for s in sets),
+    }
+
+
 # --- gate ------------------------------------------------------------------------------
 
 def compare(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
@@ -243,8 +403,9 @@ def to_markdown(report: dict[str, Any]) -> str:
              f"{v['index_fingerprint']} · cases {v['cases_digest']} · tool {v['tool']}", "",
              "| metric | value |", "| --- | --- |"]
     for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
-                 "latency_mean_s", "latency_p95_s", "tokens_total", "cases"]:
-        lines.append(f"| {name} | {m.get(name)} |")
+                 "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]:
+        if name in m:
+            lines.append(f"| {name} | {m.get(name)} |")
     lines += ["", "## Confusion (expected → got)", "", "| expected | keep | decline | error |",
               "| --- | --- | --- | --- |"]
     for exp, row in m["confusion"].items():
@@ -259,6 +420,21 @@ def to_markdown(report: dict[str, Any]) -> str:
         for r in failures:
             err = (r["error"] or "").replace("|", "/")[:160]
             lines.append(f"| {r['id']} | {r['expected']} | {r['decision']} | {r['recall']:.2f} | {err} |")
+    if report.get("profile_cases"):
+        lines += ["", "## Profile cases (decision matrix)", "",
+                  "| case | profile | expected | got | deal-breakers found | score agreement | error |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in report["profile_cases"]:
+            err = (r["error"] or "").replace("|", "/")[:120]
+            agree = "" if r["score_agreement"] is None else f"{r['score_agreement']:.2f}"
+            lines.append(f"| {r['id']} | {r['profile']} | {r['expected']} | {r['decision']} | "
+                         f"{'; '.join(r['deal_breakers_found'])} | {agree} | {err} |")
+    if report.get("compare_sets"):
+        lines += ["", "## Compare sets", "", "| set | gold ranking | predicted | tau | errors |",
+                  "| --- | --- | --- | --- | --- |"]
+        for c in report["compare_sets"]:
+            lines.append(f"| {c['id']} | {' > '.join(c['gold'])} | {' > '.join(c['predicted'])} "
+                         f"| {c['kendall_tau']} | {len(c['errors'])} |")
     if report.get("regressions"):
         lines += ["", "## Regressions against the baseline", ""]
         lines += [f"- {x}" for x in report["regressions"]]

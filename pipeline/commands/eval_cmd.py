@@ -23,6 +23,15 @@ MODES = ["replay", "offline", "openai"]
               help="With --mode openai: record only requests that have no recording yet.")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/cases"), show_default=True, help="Folder of labelled cases.")
+@click.option("--profile-cases", "profile_cases_dir", default=Path("eval/profile-cases"),
+              type=click.Path(file_okay=False, path_type=Path), show_default=True,
+              help="Cases under a priorities profile (skipped when the folder is absent).")
+@click.option("--compare-sets", "compare_dir", default=Path("eval/compare"),
+              type=click.Path(file_okay=False, path_type=Path), show_default=True,
+              help="Notes folders with a gold ranking for 'compare' (skipped when absent).")
+@click.option("--profiles", "profiles_dir", default=Path("eval/profiles"),
+              type=click.Path(file_okay=False, path_type=Path), show_default=True,
+              help="Where the profiles named by profile cases and compare sets live.")
 @click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/recordings"), show_default=True)
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -45,7 +54,7 @@ MODES = ["replay", "offline", "openai"]
 @corpus_option
 @click.pass_context
 def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
-          rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
+          profile_cases_dir: Path, compare_dir: Path, profiles_dir: Path, rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
           model: str | None, base_url: str | None, structured_output: str, timeout: float,
           max_tokens: int | None, top_k: int, collection: str, chroma_url: str | None,
           corpus_dirs: tuple[Path, ...]) -> None:
@@ -69,11 +78,15 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     from pipeline.errors import DebriefError
     from pipeline.evaluate import (
         aggregate,
+        aggregate_profile,
         cases_digest,
         compare,
         load_baseline,
         load_cases,
+        load_compare_sets,
+        run_compare_sets,
         run_eval,
+        run_profile_cases,
         to_markdown,
     )
     from pipeline.prompts import PROMPT_VERSION
@@ -82,6 +95,8 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     if (record or record_missing) and mode != "openai":
         raise DebriefError("--record and --record-missing need --mode openai.")
     cases = load_cases(cases_dir)
+    profile_cases = load_cases(profile_cases_dir) if profile_cases_dir.is_dir() else []
+    compare_sets = load_compare_sets(compare_dir) if compare_dir.is_dir() else []
     index = runtime.open_index(chroma_url, collection)
     runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs), lambda m: click.echo(m, err=True))
 
@@ -136,26 +151,35 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
             else:
                 provider = live
 
-    err = sys.stderr
-    if err.isatty():
+    def run_all(progress: object = None) -> tuple[list, list, list]:
+        kw = {"k": top_k, "progress": progress}
+        return (run_eval(cases, index, provider, **kw),
+                run_profile_cases(profile_cases, profiles_dir, index, provider, **kw),
+                run_compare_sets(compare_sets, profiles_dir, index, provider, **kw))
+
+    if sys.stderr.isatty():
         from rich.progress import Progress
 
         with Progress(transient=True) as bar:
-            task = bar.add_task(f"eval ({mode})", total=len(cases))
-            results = run_eval(cases, index, provider, k=top_k,
-                               progress=lambda _: bar.advance(task))
+            task = bar.add_task(f"eval ({mode})",
+                                total=len(cases) + len(profile_cases) + len(compare_sets))
+            results, profile_results, compare_results = run_all(lambda _: bar.advance(task))
     else:
-        results = run_eval(cases, index, provider, k=top_k)
+        results, profile_results, compare_results = run_all()
 
     metrics = aggregate(results)
+    if profile_cases or compare_sets:
+        metrics.update(aggregate_profile(profile_results, compare_results))
     report = {
         "mode": mode,
         "versions": {"tool": __version__, "prompt_version": PROMPT_VERSION,
                      "schema_version": SCHEMA_VERSION, "index_fingerprint": index.fingerprint(),
                      "engine": provider.name, "model": provider.model,
-                     "cases_digest": cases_digest(cases)},
+                     "cases_digest": cases_digest(cases + profile_cases)},
         "metrics": metrics,
         "cases": [r.model_dump() for r in results],
+        "profile_cases": [r.model_dump() for r in profile_results],
+        "compare_sets": [r.model_dump() for r in compare_results],
     }
     baseline_all = load_baseline(baseline_path)
     baseline = baseline_all.get("modes", {}).get(mode, {})
@@ -195,7 +219,7 @@ def _print_summary(report: dict, baseline: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.evaluate import GATED
+    from pipeline.evaluate import GATED, PROFILE_INFO
 
     m = report["metrics"]
     table = Table(title=f"debrief eval · {report['mode']} · {report['versions']['engine']} "
@@ -204,7 +228,9 @@ def _print_summary(report: dict, baseline: dict) -> None:
     table.add_column("value", justify="right")
     table.add_column("baseline", justify="right")
     for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
-                 "latency_mean_s", "latency_p95_s", "tokens_total"]:
+                 "latency_mean_s", "latency_p95_s", "tokens_total", *PROFILE_INFO]:
+        if name not in m:
+            continue
         base = baseline.get("metrics", {}).get(name, "") if baseline else ""
         table.add_row(name, str(m.get(name)), str(base))
     Console(stderr=False, soft_wrap=True).print(table)
@@ -228,7 +254,7 @@ def bless(report_dir: Path, baseline_path: Path) -> None:
     base = load_baseline(baseline_path) or {"tolerance": {"default": DEFAULT_TOLERANCE},
                                              "modes": {}}
     base.setdefault("modes", {})[report["mode"]] = {
-        "metrics": {k: report["metrics"][k] for k in GATED},
+        "metrics": {k: report["metrics"][k] for k in GATED if k in report["metrics"]},
         "versions": report["versions"],
     }
     write_text(baseline_path, json.dumps(base, indent=2, sort_keys=True) + "\n")

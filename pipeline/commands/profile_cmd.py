@@ -24,7 +24,7 @@ F = Callable[..., Any]
 def path_option(fn: F) -> F:
     return click.option(
         "--path", "path", envvar="DEBRIEF_PROFILE", default=None, metavar="FILE",
-        type=click.Path(path_type=Path),
+        type=click.Path(path_type=Path, readable=False),  # errors: one line, ours
         help="The profile file [default: $DEBRIEF_HOME/profile.toml; env DEBRIEF_PROFILE].",
     )(fn)
 
@@ -78,7 +78,7 @@ def profile(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help="Replace an existing profile.")
 @path_option
 def init(template: bool, force: bool, path: Path | None) -> None:
-    """Write your profile: answer a few questions, or get a template with --template.
+    """Write your profile from a few questions, or a template.
 
     Asks how much each built-in criterion matters (1 to 10, 0 leaves it out), for your own
     criteria, must-haves and deal-breakers (separated by ;), and where you are now; then
@@ -115,7 +115,10 @@ def init(template: bool, force: bool, path: Path | None) -> None:
               help="Print the profile as JSON, with its \"path\".")
 @path_option
 def show(as_json: bool, path: Path | None) -> None:
-    """Show the profile: criteria by weight, must-haves, deal-breakers, where you are now.
+    """Show the profile and where it is.
+
+    Criteria by weight with what they mean, must-haves, deal-breakers and where you are now;
+    a table on a terminal, plain lines in a pipe.
 
     \b
     Examples:
@@ -137,9 +140,9 @@ def show(as_json: bool, path: Path | None) -> None:
 @profile.command()
 @path_option
 def edit(path: Path | None) -> None:
-    """Open the profile in your editor ($VISUAL or $EDITOR), then check it.
+    """Open the profile in your editor, then check it.
 
-    A missing profile is first written from the template.
+    The editor is $VISUAL or $EDITOR. A missing profile is first written from the template.
 
     \b
     Examples:
@@ -166,7 +169,9 @@ def edit(path: Path | None) -> None:
 @profile.command()
 @path_option
 def check(path: Path | None) -> None:
-    """Check the profile and list every problem, one per line, with its field.
+    """List every problem in the profile.
+
+    One problem per line, starting with its field (e.g. criteria.pay.weight).
 
     \b
     Examples:
@@ -410,6 +415,6 @@ def _months(value: str) -> int | None:
     value = value.strip()
     if not value:
         return None
-    if not value.isdigit() or int(value) > 600:
+    if not re.fullmatch(r"[0-9]{1,3}", value) or int(value) > 600:
         raise click.BadParameter("a whole number of months from 0 to 600, or Enter to skip.")
     return int(value)

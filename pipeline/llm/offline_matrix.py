@@ -43,7 +43,8 @@ RESOLVED = re.compile(
     r"\b(optional|not required|no longer|waived|dropped|removed|agreed|confirmed|in writing|"
     r"changed (it|that|this)|they'?ll pay|will (now )?be paid|paid trial|paid project|"
     r"fixed|resolved|scrapped|never (on )?weekends?|no (evening|weekend|night|on-?call)|"
-    r"without (evening|weekend)|off (on )?weekends?)\b", re.I)
+    r"without (evening|weekend)|off (on )?weekends?|there isn'?t one|there is no|there'?s no|"
+    r"no such|isn'?t (one|any)|none)\b", re.I)
 _STOP = {"work", "working", "with", "that", "this", "than", "from", "have", "more", "less",
          "about", "other", "would", "their", "there", "your", "what", "when", "must", "least",
          "at", "any", "job", "role", "jobs", "roles", "the", "and", "for", "not", "no", "my"}
@@ -137,7 +138,12 @@ def _mentions(e: Evidence, text: str) -> bool:
     if any(c.key in kinds for c in e.cues):
         return True
     rx = _words_rx(text)
-    return rx is not None and rx.search(e.sig.text) is not None
+    if rx is None:
+        return False
+    # by its own words, an item is named when two of them occur ("training" alone is not
+    # "training repayment clause"); a one-word item needs that word
+    found = {m.group(1).lower() for m in rx.finditer(e.sig.text)}
+    return len(found) >= min(2, rx.pattern.count("|") + 1)
 
 
 def _deal_breakers(usable: list[Evidence], profile: Profile,

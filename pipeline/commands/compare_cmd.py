@@ -1,0 +1,322 @@
+"""`debrief compare NOTES_DIR`: rank the open processes in a notes folder.
+
+The batch does the reflecting (only new or changed notes; the others keep their stored
+reflection), pipeline.compare does the ranking, and this module only reads the batch's
+outputs back and shows the result.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from pipeline.commands.options import (
+    corpus_option,
+    index_options,
+    profile_options,
+    provider_options,
+)
+from pipeline.errors import DebriefError
+
+if TYPE_CHECKING:
+    from pipeline.compare import Comparison
+    from pipeline.schema import Reflection
+
+
+@click.command()
+@click.argument("notes_dir", metavar="NOTES_DIR", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
+              metavar="FILE.md", help="Also write the report as Markdown to this file "
+                                      "(never over one of your notes).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the ranking as JSON, with the notes that failed under 'failed'.")
+@click.option("--concurrency", envvar="DEBRIEF_CONCURRENCY", type=click.IntRange(1, 64),
+              default=None, help="Notes in flight at once [default: 4 with openai, 1 offline].")
+@click.option("--force", is_flag=True, help="Reflect on every note again, changed or not.")
+@provider_options
+@profile_options
+@index_options
+@corpus_option
+def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: int | None,
+            force: bool, provider: str, model: str | None, base_url: str | None,
+            structured_output: str, timeout: float, max_tokens: int | None, max_retries: int,
+            profile_path: Path | None, no_profile: bool, collection: str,
+            chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+    """Rank your open interview processes against each other.
+
+    Groups the notes in NOTES_DIR by company (the `company:` front matter, else the file
+    name) and ranks one entry per company. The latest round decides (by the `date:` front
+    matter, then the `round:`); earlier rounds are shown as history. Keeps come first, then
+    by the weighted total of your priorities profile (see 'debrief profile'), or by the
+    confidence of each call without one.
+
+    The report shows what separates your top two, where one process gives you leverage
+    with another (an offer, or a later round, is worth mentioning to a slower company),
+    and the processes to withdraw from, each with a withdrawal note to send.
+
+    It first runs 'debrief batch' on the folder: only new or changed notes are reflected
+    on; the others reuse the reflection stored in NOTES_DIR/.debrief/, so a second compare
+    is quick. Your notes are never modified.
+
+    Output: a table on a terminal, Markdown when piped, JSON with --json.
+
+    \b
+    Examples:
+      debrief compare ~/interviews
+      debrief compare ~/interviews > ranking.md
+      debrief compare ~/interviews --out ~/ranking.md
+      debrief compare ~/interviews --profile ~/search-2026/profile.toml
+      debrief compare ~/interviews --json | jq '.processes[] | {rank, company, score}'
+
+    Exit codes: 0 ranked, 1 some notes failed (listed in the report, not ranked),
+    2 bad folder, no notes, a bad --out or configuration.
+    """
+    from pipeline.batch import BatchOptions, resolve_dirs, run_batch, scan
+    from pipeline.profile import load_profile
+
+    root, out_dir = resolve_dirs(notes_dir, None)
+    notes, _ignored = scan(root, out_dir)
+    if not notes:
+        raise DebriefError(f"{notes_dir}: no notes to compare (*.md or *.txt files, outside "
+                           "hidden folders).")
+    target = _check_out(out_file, root, out_dir, notes)
+    opts = BatchOptions(notes_dir=notes_dir, concurrency=concurrency, force=force,
+                        provider=provider, model=model, base_url=base_url,
+                        structured_output=structured_output, timeout=timeout,
+                        max_tokens=max_tokens, max_retries=max_retries, collection=collection,
+                        chroma_url=chroma_url, corpus_dirs=corpus_dirs,
+                        profile=load_profile(profile_path, enabled=not no_profile))
+    if sys.stderr.isatty() and not as_json:
+        report = _with_progress(opts)
+    else:
+        report = run_batch(opts, _Lines(quiet=as_json))
+
+    reflections, failed = load_reflections(report.out_dir)
+    from pipeline.compare import compare as rank
+    from pipeline.compare import to_markdown
+
+    comparison = rank(reflections)
+    if not as_json:
+        click.echo(f"debrief compare: {report.count('processed')} reflected, "
+                   f"{report.count('skipped')} up to date, {len(failed)} failed; "
+                   f"{len(comparison.processes)} compan"
+                   f"{'y' if len(comparison.processes) == 1 else 'ies'} ranked.", err=True)
+    markdown = to_markdown(comparison, failed)
+    if target is not None:
+        from pipeline.atomic import write_text
+
+        write_text(target, markdown)
+        if not as_json:
+            click.echo(f"debrief compare: wrote {target}", err=True)
+    if as_json:
+        data = comparison.model_dump()
+        data["failed"] = [{"path": p, "error": e} for p, e in failed]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif sys.stdout.isatty():
+        _show(comparison, failed)
+    else:
+        click.echo(markdown, nl=False)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def load_reflections(out_dir: Path) -> tuple[list[Reflection], list[tuple[str, str]]]:
+    """Every reflection the batch state lists as current, and (path, error) for the rest.
+
+    Read from the state the batch just committed, so a reflection that was not redone this
+    time is the stored one. A note never drops out silently: failed in the batch, or with
+    an output that cannot be read back, it is listed with the reason.
+    """
+    from pydantic import ValidationError
+
+    from pipeline.batch import STATE_FILE, State
+    from pipeline.schema import Reflection
+
+    state = State(out_dir / STATE_FILE, readonly=True)
+    try:
+        rows = state.rows()
+    finally:
+        state.close()
+    reflections: list[Reflection] = []
+    failed: list[tuple[str, str]] = []
+    for rel in sorted(rows):
+        row = rows[rel]
+        if row["status"] != "ok":
+            failed.append((rel, row["error"] or "failed, no reason recorded"))
+            continue
+        path = (out_dir / (row["out_json"] or "")).resolve()
+        if not row["out_json"] or not path.is_relative_to(out_dir):
+            failed.append((rel, "the batch state names no reflection inside the output folder"))
+            continue
+        try:
+            reflections.append(Reflection.model_validate_json(path.read_bytes()))
+        except OSError as exc:
+            failed.append((rel, f"cannot read its reflection {row['out_json']} "
+                                f"({exc.strerror or exc}); run again to redo it"))
+        except ValidationError as exc:
+            failed.append((rel, f"its reflection {row['out_json']} is not valid "
+                                f"({exc.error_count()} problem(s)); run with --force to redo it"))
+    return reflections, failed
+
+
+def _check_out(out_file: Path | None, root: Path, out_dir: Path,
+               notes: list[Any]) -> Path | None:
+    """Where --out writes, refused (before any work) when it would replace a note, or
+    land in the notes folder where the next run would take it for one."""
+    if out_file is None:
+        return None
+    from pipeline.batch import (
+        DIGEST_FILE,
+        LOCK_FILE,
+        NOTE_SUFFIXES,
+        PID_FILE,
+        STATE_FILE,
+        output_names,
+    )
+
+    target = out_file.expanduser().resolve()
+    if target.is_dir():
+        raise DebriefError(f"--out {out_file} is a folder; give a file name, e.g. "
+                           f"{out_file / 'ranking.md'}.")
+    if target in {n.path for n in notes} | {n.path.resolve() for n in notes}:
+        raise DebriefError(f"--out {out_file} is one of your notes; refusing to write over it.")
+    if target.is_relative_to(out_dir):
+        rel_out = target.relative_to(out_dir).as_posix()
+        theirs = {DIGEST_FILE, STATE_FILE, LOCK_FILE, PID_FILE}
+        for md, js in output_names([n.rel for n in notes]).values():
+            theirs |= {md, js}
+        if rel_out.casefold() in {t.casefold() for t in theirs}:
+            raise DebriefError(f"--out {out_file} is a file the batch writes itself; pick "
+                               "another name.")
+    elif target.is_relative_to(root):
+        rel = target.relative_to(root)
+        hidden = any(part.startswith(".") for part in rel.parts)
+        if not hidden and target.name.lower().endswith(NOTE_SUFFIXES):
+            raise DebriefError(f"--out {out_file} is inside the notes folder, where the next "
+                               f"run would take it for a note; write it elsewhere or under "
+                               f"{out_dir}.")
+    return target
+
+
+class _Lines:
+    """Plain lines on stderr; only news with --json (stdout is the report)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def info(self, line: str) -> None:
+        click.echo(f"debrief compare: {line}", err=True)
+
+    def start(self, total: int) -> None:
+        if not self.quiet:
+            click.echo(f"debrief compare: {total} new or changed note(s) to reflect on",
+                       err=True)
+
+    def done(self, r: Any) -> None:
+        if r.status == "failed":
+            click.echo(f"failed {r.path}: {r.error}", err=True)
+        elif not self.quiet:
+            click.echo(f"reflected {r.path}: {r.decision} ({r.confidence:.2f}) [{r.reason}]",
+                       err=True)
+
+
+def _with_progress(opts: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.batch import run_batch
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+
+        class Bar:
+            task: Any = None
+
+            def info(self, line: str) -> None:
+                bar.console.print(f"debrief compare: {line}", markup=False, highlight=False)
+
+            def start(self, total: int) -> None:
+                self.task = bar.add_task("reflecting", total=total)
+
+            def done(self, r: Any) -> None:
+                if r.status == "failed":
+                    bar.console.print(f"failed {r.path}: {r.error}", markup=False,
+                                      highlight=False)
+                if self.task is not None:
+                    bar.update(self.task, advance=1, description=r.path[-40:])
+
+        return run_batch(opts, Bar())
+
+
+def _show(c: Comparison, failed: list[tuple[str, str]]) -> None:
+    """The report on a terminal: a rich table, then the same sections as the Markdown."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from pipeline.compare import (
+        separating_rows,
+        criterion_label,
+        round_label,
+        stage_label,
+        verdict,
+        withdraw_reason,
+    )
+
+    console = Console(highlight=False)
+    if not c.processes:
+        console.print("No reflections to rank.")
+    else:
+        by = "weighted total" if c.profile else "confidence (no priorities profile)"
+        table = Table(title=f"Your open processes: keeps first, then by {by}",
+                      title_justify="left")
+        for name, kw in (("#", {"justify": "right"}), ("company", {}), ("decision", {}),
+                         ("conf.", {"justify": "right"}), ("total", {"justify": "right"}),
+                         ("score", {"justify": "right"}), ("stage", {}),
+                         ("latest round", {}), ("unknown, high weight", {})):
+            table.add_column(name, **kw)
+        for p in c.processes:
+            style = "red" if p.withdraw else "green" if p.decision == "keep" else ""
+            table.add_row(
+                str(p.rank), Text(p.company, style="bold"),
+                Text(verdict(p.decision) + (" (withdraw)" if p.withdraw else ""), style=style),
+                f"{p.confidence:.2f}", "—" if p.total is None else f"{p.total:+d}",
+                f"{p.score:+.2f}", stage_label(p.stage), Text(round_label(p.latest)),
+                Text(", ".join(criterion_label(u) for u in p.unknown_high) or "—"))
+        console.print(table)
+    if c.separating:
+        head, rows = separating_rows(c)
+        table = Table(title=f"What separates {head[2]} from {head[3]}", title_justify="left")
+        for i, name in enumerate(head):
+            table.add_column(Text(name), justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*(Text(x) for x in row))
+        console.print(table)
+    if c.leverage:
+        console.print(Text("\nLeverage", style="bold"))
+        for lv in c.leverage:
+            console.print(Text(f"  {lv.source} → {lv.target}: {lv.why}"))
+    for p in (p for p in c.processes if p.withdraw):
+        console.print(Text(f"\nWithdraw from {p.company}", style="bold red"))
+        console.print(Text(f"  Why: {withdraw_reason(p)}."))
+        if p.withdrawal_draft:
+            console.print(Text("\n".join(f"    {line}" if line else ""
+                                         for line in p.withdrawal_draft.splitlines())))
+    earlier = [p for p in c.processes if p.history]
+    if earlier:
+        console.print(Text("\nEarlier rounds (only the latest ranks)", style="bold"))
+        for p in earlier:
+            for r in p.history:
+                console.print(Text(f"  {p.company}: {round_label(r)}: {verdict(r.decision)} "
+                                   f"({r.confidence:.2f}), {r.path}"))
+    if failed:
+        console.print(Text(f"\nFailed ({len(failed)}): not ranked; fix them and run again",
+                           style="bold red"))
+        for path, error in failed:
+            console.print(Text(f"  {path}: {error}"))
