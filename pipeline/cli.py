@@ -10,6 +10,7 @@ import click
 from pipeline import __version__
 from pipeline.commands import (
     batch_cmd,
+    compare_cmd,
     doctor_cmd,
     eval_cmd,
     index_cmd,
@@ -75,6 +76,7 @@ cli.add_command(reflect_cmd.reflect)
 cli.add_command(index_cmd.index)
 cli.add_command(eval_cmd.eval_, name="eval")
 cli.add_command(batch_cmd.batch)
+cli.add_command(compare_cmd.compare)
 cli.add_command(doctor_cmd.doctor)
 cli.add_command(profile_cmd.profile)
 

@@ -16,7 +16,8 @@ from pipeline.profile import HIGH_WEIGHT
 from pipeline.schema import Reflection
 
 _ROUND_NUM = re.compile(r"\d+")
-_LATE = re.compile(r"final|onsite|on-site|loop|panel|last|offer", re.I)
+_LAST = re.compile(r"final|last|offer", re.I)
+_LATE = re.compile(r"onsite|on-site|loop|panel", re.I)  # a format: late only when unnumbered
 _OFFER = re.compile(r"\boffer\b", re.I)
 
 
@@ -64,12 +65,14 @@ class Comparison(BaseModel):
 
 
 def stage(r: Reflection) -> int:
-    """9 for an offer in hand, else the round number (late-round words count as 4)."""
-    if r.notes.round and _OFFER.search(r.notes.round):
+    """9 for an offer in hand, else the round number. 'final' counts as at least 4; so do
+    'onsite', 'loop' or 'panel' without a number ('1 (panel)' is a first round)."""
+    text = r.notes.round or ""
+    if _OFFER.search(text):
         return 9
-    m = _ROUND_NUM.search(r.notes.round or "")
+    m = _ROUND_NUM.search(text)
     n = int(m.group()) if m else 1
-    if _LATE.search(r.notes.round or ""):
+    if _LAST.search(text) or (m is None and _LATE.search(text)):
         n = max(n, 4)
     return min(n, 8)
 
@@ -184,7 +187,7 @@ def round_label(r: Round) -> str:
     """'2026-06-16, round 2' from what the notes' front matter says."""
     parts = [r.date or "undated"]
     if r.round:
-        parts.append(r.round if re.match(r"(?i)round|offer", r.round) else f"round {r.round}")
+        parts.append(f"round {r.round}" if r.round[:1].isdigit() else r.round)
     return ", ".join(parts)
 
 
@@ -198,7 +201,7 @@ def criterion_label(key: str) -> str:
 
 def withdraw_reason(p: Process) -> str:
     if p.forced_decline:
-        return f"your profile decides: {p.forced_decline}"
+        return p.forced_decline
     return f"your latest reflection says decline (confidence {p.confidence:.2f})"
 
 

@@ -82,7 +82,7 @@ def load_cases(folder: Path) -> list[EvalCase]:
     if not folder.is_dir():
         raise DebriefError(f"no eval cases folder at {folder}; run from a checkout or pass --cases.")
     cases = []
-    for md in sorted(folder.glob("*.md")):
+    for md in sorted(p for p in folder.glob("*.md") if p.name != "README.md"):
         label = md.with_suffix(".yaml")
         if not label.is_file():
             raise DebriefError(f"eval case {md.name} has no label file {label.name}.")

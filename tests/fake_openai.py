@@ -163,6 +163,36 @@ def draft_for(notes: str, ids: list[str]) -> dict[str, Any]:
     }
 
 
+_CRITERION = re.compile(r"^- ([a-z][a-z0-9_]*): .*; weight \d+$", re.M)
+_BREAKERS = re.compile(r"^Deal-breakers: (.+)$", re.M)
+
+
+def asks_for_matrix(body: dict[str, Any]) -> bool:
+    """True when the request's schema has the profile's `matrix` (a profiled reflection)."""
+    return '"matrix"' in json.dumps(body.get("tools") or body.get("response_format") or {})
+
+
+def matrix_for(body: dict[str, Any], notes: str, ids: list[str]) -> dict[str, Any]:
+    """Scores every criterion the prompt's profile lists: the first one +1 on a real quote,
+    the rest unknown; a deal-breaker whose words all occur in a sentence is reported."""
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    sents = quotable(notes) or [" ".join(notes.split())[:60]]
+    crits = _CRITERION.findall(user)
+    rows = [{"criterion": c, "score": 1 if i == 0 else None,
+             "quote": sents[0] if i == 0 else None,
+             "passage_ids": [ids[0]] if i == 0 else []} for i, c in enumerate(crits)]
+    hits = []
+    m = _BREAKERS.search(user)
+    for breaker in (m.group(1).split("; ") if m and m.group(1) != "(none)" else []):
+        words = [w for w in re.findall(r"[a-z]{4,}", breaker.lower())]
+        for sent in sents:
+            if words and all(w in sent.lower() for w in words):
+                hits.append({"deal_breaker": breaker, "quote": sent, "passage_ids": [ids[0]],
+                             "resolved": False, "resolution_quote": None})
+                break
+    return {"criteria": rows, "deal_breakers": hits, "must_haves": []}
+
+
 def completion(body: dict[str, Any], draft: dict[str, Any], n: int) -> dict[str, Any]:
     args = json.dumps(draft)
     message: dict[str, Any] = {"role": "assistant", "content": None}
@@ -261,7 +291,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not (fault and fault.hang):
             fake._answered(n, 200)
-        self._send(200, completion(body, draft_for(notes, ids), n))
+        draft = draft_for(notes, ids)
+        if asks_for_matrix(body):
+            draft["matrix"] = matrix_for(body, notes, ids)
+        self._send(200, completion(body, draft, n))
 
 
 class _Server(ThreadingHTTPServer):

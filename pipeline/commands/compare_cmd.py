@@ -261,9 +261,9 @@ def _show(c: Comparison, failed: list[tuple[str, str]]) -> None:
     from rich.text import Text
 
     from pipeline.compare import (
-        separating_rows,
         criterion_label,
         round_label,
+        separating_rows,
         stage_label,
         verdict,
         withdraw_reason,

@@ -73,32 +73,41 @@ def _passage_for(e: Evidence, docs: tuple[str, ...], retrieval: Retrieval) -> st
     return own or e.sig.best_passage
 
 
-def _speaks_to(e: Evidence, key: str, profile: Profile, custom_rx: re.Pattern[str] | None) -> bool:
+def _speaks_to(e: Evidence, key: str, profile: Profile,
+              custom_rx: re.Pattern[str] | None) -> int:
+    """2 when the sentence names the criterion (its words or an explicit cue), 1 when it is
+    only close to one of its advice topics, 0 when it is about something else."""
     if key in BUILTIN:
         b = BUILTIN[key]
-        if any(c.doc in b.docs for c in e.cues):
-            return True
-        if e.sig.cue_doc in b.docs and e.sig.cue_sim >= TOPIC_MIN:
-            return True
-        return re.search(b.words, e.sig.text, re.I) is not None
+        if any(c.doc in b.docs for c in e.cues) or re.search(b.words, e.sig.text, re.I):
+            return 2
+        return int(e.sig.cue_doc in b.docs and e.sig.cue_sim >= TOPIC_MIN)
     if custom_rx is None:
-        return False
+        return 0
     # an own criterion is named by its description: one shared word ("week") is chance
     found = {m.group(1).lower() for m in custom_rx.finditer(e.sig.text)}
-    return len(found) >= min(2, custom_rx.pattern.count("|") + 1)
+    return 2 * (len(found) >= min(2, custom_rx.pattern.count("|") + 1))
 
 
-def _pay_score(hits: list[Evidence], current: float | None) -> int | None:
-    """Pay against the current pay, by ratio, when a sentence names a salary-sized figure."""
-    if not current:
-        return None
+def _offered(hits: list[Evidence], current: float | None) -> tuple[float, Evidence] | None:
+    """The highest salary-sized figure the notes give for this job, and its sentence."""
     for e in sorted(hits, key=lambda e: -abs(e.weight)):
-        offered = [a for a in C.amounts(e.sig.text) if 0.4 * current <= a <= 3 * current]
-        if offered and C.PAY_WORDS.search(e.sig.text):
-            ratio = max(offered) / current
-            return 2 if ratio >= 1.15 else 1 if ratio >= 1.03 else -2 if ratio <= 0.85 \
-                else -1 if ratio <= 0.97 else 0
+        low, high = (0.4 * current, 3 * current) if current else (10_000, 2_000_000)
+        found = [a for a in C.amounts(e.sig.text) if low <= a <= high]
+        if found and C.PAY_WORDS.search(e.sig.text):
+            return max(found), e
     return None
+
+
+def _pay_score(hits: list[Evidence], current: float | None) -> tuple[int, Evidence] | None:
+    """Pay against the current pay, by ratio, when a sentence names a salary-sized figure."""
+    got = _offered(hits, current) if current else None
+    if got is None or not current:
+        return None
+    ratio = got[0] / current
+    score = 2 if ratio >= 1.15 else 1 if ratio >= 1.03 else -2 if ratio <= 0.85 \
+        else -1 if ratio <= 0.97 else 0
+    return score, got[1]
 
 
 def _score(total: float, key: str, profile: Profile) -> int:
@@ -115,8 +124,11 @@ def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
     for key in profile.criteria:
         custom_rx = None if key in BUILTIN else _words_rx(profile.description(key) + " " + key.replace("_", " "))
         # "not sure how on-call works; didn't ask" names the criterion but says it is unknown
-        hits = [e for e in usable if _speaks_to(e, key, profile, custom_rx)
-                and not C.UNKNOWN.search(e.sig.text)]
+        level = {e.sig.index: _speaks_to(e, key, profile, custom_rx) for e in usable
+                 if not C.UNKNOWN.search(e.sig.text)}
+        best = max(level.values(), default=0)
+        # sentences that name the criterion; only without any, those near its advice topics
+        hits = [e for e in usable if best and level.get(e.sig.index) == best]
         if not hits:
             rows.append(CriterionScore(criterion=key, score=None))
             continue
@@ -124,33 +136,58 @@ def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
         lead = max(hits, key=lambda e: (abs(e.weight), -e.sig.index))
         score = _score(total, key, profile)
         if key == "pay" and (by_ratio := _pay_score(hits, current_pay)) is not None:
-            score = by_ratio
+            score, lead = by_ratio
         docs = BUILTIN[key].docs if key in BUILTIN else ()
         pid = _passage_for(lead, docs, retrieval)
         rows.append(CriterionScore(criterion=key, score=score,
                                    quote=lead.sig.text, passage_ids=[pid] if pid else []))
-    return MatrixDraft(criteria=rows, deal_breakers=_deal_breakers(usable, profile, retrieval),
-                       must_haves=_must_haves(usable, profile, rows))
+    sims = _similarity(profile.deal_breakers + profile.must_haves, usable)
+    return MatrixDraft(criteria=rows,
+                       deal_breakers=_deal_breakers(usable, profile, retrieval, sims),
+                       must_haves=_must_haves(usable, profile, rows, sims, current_pay))
 
 
-def _mentions(e: Evidence, text: str) -> bool:
+SIM_WITH_WORD = 0.45  # cosine from which one shared word is enough
+SIM_ALONE = 0.52  # cosine from which the meaning alone is ("sports betting" ~ "gambling")
+_LEADING_NO = re.compile(r"^(no|not|never|any|avoid)\s+", re.I)
+
+
+def _similarity(items: list[str], usable: list[Evidence]) -> dict[tuple[str, int], float]:
+    """Cosine of each profile item (without its leading 'no') and each note sentence."""
+    if not items or not usable:
+        return {}
+    from pipeline.embedding import get_embedder
+
+    texts = [_LEADING_NO.sub("", i) for i in items] + [e.sig.text for e in usable]
+    vecs = get_embedder().embed(texts)
+    sims = vecs[:len(items)] @ vecs[len(items):].T
+    return {(item, e.sig.index): float(sims[i, j])
+            for i, item in enumerate(items) for j, e in enumerate(usable)}
+
+
+def _mentions(e: Evidence, text: str, sims: dict[tuple[str, int], float]) -> bool:
     kinds = _kinds(text)
     if any(c.key in kinds for c in e.cues):
         return True
-    rx = _words_rx(text)
+    sim = sims.get((text, e.sig.index), 0.0)
+    if sim >= SIM_ALONE:
+        return True
+    rx = _words_rx(_LEADING_NO.sub("", text))
     if rx is None:
         return False
     # by its own words, an item is named when two of them occur ("training" alone is not
-    # "training repayment clause"); a one-word item needs that word
+    # "training repayment clause"), or one of them in a sentence close in meaning
     found = {m.group(1).lower() for m in rx.finditer(e.sig.text)}
-    return len(found) >= min(2, rx.pattern.count("|") + 1)
+    return len(found) >= min(2, rx.pattern.count("|") + 1) or (
+        len(found) >= 1 and sim >= SIM_WITH_WORD)
 
 
-def _deal_breakers(usable: list[Evidence], profile: Profile,
-                   retrieval: Retrieval) -> list[DealBreakerHit]:
+def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieval,
+                   sims: dict[tuple[str, int], float]) -> list[DealBreakerHit]:
     out: list[DealBreakerHit] = []
     for breaker in profile.deal_breakers:
-        about = sorted((e for e in usable if _mentions(e, breaker)), key=lambda e: e.sig.index)
+        about = sorted((e for e in usable if _mentions(e, breaker, sims)),
+                       key=lambda e: e.sig.index)
         shown = [e for e in about if not RESOLVED.search(e.sig.text) and e.weight <= 0.3]
         if not shown:
             continue
@@ -164,11 +201,41 @@ def _deal_breakers(usable: list[Evidence], profile: Profile,
     return out
 
 
-def _must_haves(usable: list[Evidence], profile: Profile,
-                rows: list[CriterionScore]) -> list[MustHaveCheck]:
+_PCT_BELOW = re.compile(r"(\d{1,2})\s*%\s*(below|less|under)", re.I)
+_CURRENT = re.compile(r"current|what i (earn|make|get)|earn now|my pay|i earn", re.I)
+
+
+def _pay_floor(must: str, current: float | None) -> float | None:
+    """The pay a must-have asks for: an amount ('at least $170k base'), a share of the
+    current pay ('no more than 10% below my current pay'), or the current pay itself."""
+    if not re.search(r"pay|salary|base|earn|income|£|\$|€|\d+k", must, re.I):
+        return None
+    amounts = [a for a in C.amounts(must) if a >= 1000]
+    if amounts:
+        return max(amounts)
+    if current and (m := _PCT_BELOW.search(must)):
+        return current * (1 - int(m.group(1)) / 100)
+    if current and _CURRENT.search(must):
+        return current * 0.97
+    return None
+
+
+def _must_haves(usable: list[Evidence], profile: Profile, rows: list[CriterionScore],
+                sims: dict[tuple[str, int], float],
+                current_pay: float | None = None) -> list[MustHaveCheck]:
     by_key = {r.criterion: r for r in rows}
     out: list[MustHaveCheck] = []
+    pay_lines = [e for e in usable if re.search(BUILTIN["pay"].words, e.sig.text, re.I)]
     for must in profile.must_haves:
+        floor = _pay_floor(must, current_pay)
+        if floor is not None:
+            got = _offered(pay_lines, current_pay)
+            if got is None:
+                out.append(MustHaveCheck(must_have=must, status="unknown"))
+            else:
+                out.append(MustHaveCheck(must_have=must, quote=got[1].sig.text,
+                                         status="met" if got[0] >= floor else "unmet"))
+            continue
         # "at least my current pay" is about the pay criterion when the profile scores pay
         linked = next((k for k in by_key if k in BUILTIN and (
             re.search(BUILTIN[k].words, must, re.I) or k.replace("_", " ") in must.lower())), None)
@@ -180,7 +247,7 @@ def _must_haves(usable: list[Evidence], profile: Profile,
             out.append(MustHaveCheck(must_have=must, status="met" if row.score >= 0 else "unmet",
                                      quote=row.quote))
             continue
-        about = [e for e in usable if _mentions(e, must)]
+        about = [e for e in usable if _mentions(e, must, sims)]
         if not about:
             out.append(MustHaveCheck(must_have=must, status="unknown"))
             continue
@@ -207,4 +274,4 @@ def lean(evidence_total: float, matrix: MatrixDraft, profile: Profile) -> float:
         return evidence_total
     max_total = 2 * sum(c.weight for c in profile.criteria.values())
     normalized = sum(w * s for w, s in known) / max_total
-    return 0.5 * evidence_total + 20.0 * normalized
+    return 0 * evidence_total + 30 * normalized
