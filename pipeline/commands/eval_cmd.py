@@ -23,15 +23,18 @@ MODES = ["replay", "offline", "openai"]
               help="With --mode openai: record only requests that have no recording yet.")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/cases"), show_default=True, help="Folder of labelled cases.")
-@click.option("--profile-cases", "profile_cases_dir", default=Path("eval/profile-cases"),
-              type=click.Path(file_okay=False, path_type=Path), show_default=True,
-              help="Cases under a priorities profile (skipped when the folder is absent).")
-@click.option("--compare-sets", "compare_dir", default=Path("eval/compare"),
-              type=click.Path(file_okay=False, path_type=Path), show_default=True,
-              help="Notes folders with a gold ranking for 'compare' (skipped when absent).")
-@click.option("--profiles", "profiles_dir", default=Path("eval/profiles"),
-              type=click.Path(file_okay=False, path_type=Path), show_default=True,
-              help="Where the profiles named by profile cases and compare sets live.")
+@click.option("--profile-cases", "profile_cases_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Cases under a priorities profile [default: profile-cases/ beside the "
+                   "cases folder; skipped when absent].")
+@click.option("--compare-sets", "compare_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Notes folders with a gold ranking for 'compare' [default: compare/ "
+                   "beside the cases folder; skipped when absent].")
+@click.option("--profiles", "profiles_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Profiles named by profile cases and compare sets [default: profiles/ "
+                   "beside the cases folder].")
 @click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/recordings"), show_default=True)
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -54,7 +57,8 @@ MODES = ["replay", "offline", "openai"]
 @corpus_option
 @click.pass_context
 def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
-          profile_cases_dir: Path, compare_dir: Path, profiles_dir: Path, rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
+          profile_cases_dir: Path | None, compare_dir: Path | None, profiles_dir: Path | None,
+          rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
           model: str | None, base_url: str | None, structured_output: str, timeout: float,
           max_tokens: int | None, top_k: int, collection: str, chroma_url: str | None,
           corpus_dirs: tuple[Path, ...]) -> None:
@@ -95,6 +99,9 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     if (record or record_missing) and mode != "openai":
         raise DebriefError("--record and --record-missing need --mode openai.")
     cases = load_cases(cases_dir)
+    profile_cases_dir = profile_cases_dir or cases_dir.parent / "profile-cases"
+    compare_dir = compare_dir or cases_dir.parent / "compare"
+    profiles_dir = profiles_dir or cases_dir.parent / "profiles"
     profile_cases = load_cases(profile_cases_dir) if profile_cases_dir.is_dir() else []
     compare_sets = load_compare_sets(compare_dir) if compare_dir.is_dir() else []
     index = runtime.open_index(chroma_url, collection)

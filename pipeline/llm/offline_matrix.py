@@ -64,6 +64,13 @@ def _words_rx(text: str) -> re.Pattern[str] | None:
     return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")(s|es)?\b", re.I)
 
 
+def _named(rx: re.Pattern[str], sentence: str) -> bool:
+    """Two of the item's own words occur, or its only word does."""
+    wanted = rx.pattern.count("|", 0, rx.pattern.index(")")) + 1
+    found = {m.group(1).lower() for m in rx.finditer(sentence)}
+    return len(found) >= min(2, wanted)
+
+
 def _kinds(text: str) -> set[str]:
     return {k for rx, keys in KINDS if rx.search(text) for k in keys}
 
@@ -85,8 +92,7 @@ def _speaks_to(e: Evidence, key: str, profile: Profile,
     if custom_rx is None:
         return 0
     # an own criterion is named by its description: one shared word ("week") is chance
-    found = {m.group(1).lower() for m in custom_rx.finditer(e.sig.text)}
-    return 2 * (len(found) >= min(2, custom_rx.pattern.count("|") + 1))
+    return 2 * _named(custom_rx, e.sig.text)
 
 
 def _offered(hits: list[Evidence], current: float | None) -> tuple[float, Evidence] | None:
@@ -143,7 +149,7 @@ def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
                                    quote=lead.sig.text, passage_ids=[pid] if pid else []))
     sims = _similarity(profile.deal_breakers + profile.must_haves, usable)
     return MatrixDraft(criteria=rows,
-                       deal_breakers=_deal_breakers(usable, profile, retrieval, sims),
+                       deal_breakers=_deal_breakers(usable, profile, retrieval, sims, current_pay),
                        must_haves=_must_haves(usable, profile, rows, sims, current_pay))
 
 
@@ -177,15 +183,29 @@ def _mentions(e: Evidence, text: str, sims: dict[tuple[str, int], float]) -> boo
         return False
     # by its own words, an item is named when two of them occur ("training" alone is not
     # "training repayment clause"), or one of them in a sentence close in meaning
-    found = {m.group(1).lower() for m in rx.finditer(e.sig.text)}
-    return len(found) >= min(2, rx.pattern.count("|") + 1) or (
-        len(found) >= 1 and sim >= SIM_WITH_WORD)
+    return _named(rx, e.sig.text) or (rx.search(e.sig.text) is not None and sim >= SIM_WITH_WORD)
 
 
 def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieval,
-                   sims: dict[tuple[str, int], float]) -> list[DealBreakerHit]:
+                   sims: dict[tuple[str, int], float],
+                   current_pay: float | None = None) -> list[DealBreakerHit]:
     out: list[DealBreakerHit] = []
     for breaker in profile.deal_breakers:
+        if "pay-below" in _kinds(breaker):
+            # a pay deal-breaker is a matter of figures, not of words ("$178k base" names
+            # base pay without cutting it): the offered figure against the floor, or an
+            # explicit pay-cut line
+            shown = [e for e in usable if any(c.key == "pay-below" for c in e.cues)]
+            floor = _pay_floor(breaker, current_pay) or (current_pay and current_pay * 0.97)
+            got = _offered([e for e in usable if re.search(BUILTIN["pay"].words, e.sig.text, re.I)],
+                           current_pay)
+            if got is not None and floor and got[0] < floor:
+                shown.insert(0, got[1])
+            if shown:
+                ids = [p.id for p in retrieval.passages if p.doc_id == "pay-below-current-job"][:1]
+                out.append(DealBreakerHit(deal_breaker=breaker, quote=shown[0].sig.text,
+                                          passage_ids=ids or [shown[0].sig.best_passage or ""]))
+            continue
         about = sorted((e for e in usable if _mentions(e, breaker, sims)),
                        key=lambda e: e.sig.index)
         shown = [e for e in about if not RESOLVED.search(e.sig.text) and e.weight <= 0.3]
