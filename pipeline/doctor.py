@@ -122,7 +122,26 @@ def check_home() -> list[Check]:
             out.append(Check("config", "fail", exc.format_message(), f"fix or remove {cfg}."))
     else:
         out.append(Check("config", "ok", f"no config file at {cfg} (defaults and environment)"))
+    out += check_profile()
     return out
+
+
+def check_profile() -> list[Check]:
+    """A profile that will not load fails every profiled reflection: say so here first."""
+    from pipeline.errors import DebriefError
+    from pipeline.profile import load_profile, profile_path
+
+    path = profile_path()
+    if not path.exists():
+        return [Check("profile", "ok", f"no priorities profile at {path} (reflections have no "
+                      "decision matrix; 'debrief profile init' writes one)")]
+    try:
+        prof = load_profile(path)
+    except DebriefError as exc:
+        return [Check("profile", "fail", exc.format_message(), "run 'debrief profile check'.")]
+    assert prof is not None
+    return [Check("profile", "ok", f"{path}: {len(prof.criteria)} criteria, "
+                  f"{len(prof.must_haves)} must-have(s), {len(prof.deal_breakers)} deal-breaker(s)")]
 
 
 def check_model() -> list[Check]:

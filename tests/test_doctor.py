@@ -258,3 +258,14 @@ def test_help_has_examples() -> None:
     result = run_cli("doctor", "--help")
     assert result.exit_code == 0
     assert "debrief doctor --notes" in result.stdout and "Exit codes" in result.stdout
+
+
+def test_profile_none_valid_and_broken(indexed_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "no priorities profile" in check(doctor(), "profile")["detail"]
+    (indexed_home / "profile.toml").write_text(
+        'deal_breakers = ["no unpaid trial work"]\n[criteria]\npay = 8\ngrowth = 5\n',
+        encoding="utf-8")
+    assert "2 criteria, 0 must-have(s), 1 deal-breaker(s)" in check(doctor(), "profile")["detail"]
+    (indexed_home / "profile.toml").write_text("[criteria]\npay = 11\n", encoding="utf-8")
+    broken = check(doctor(exit_code=1), "profile")
+    assert broken["status"] == "fail" and "criteria.pay.weight" in broken["detail"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options
+from pipeline.commands.options import corpus_option, index_options, not_nan
 
 MODES = ["replay", "offline", "openai"]
 
@@ -49,7 +49,8 @@ MODES = ["replay", "offline", "openai"]
               help="Server for --mode openai.")
 @click.option("--structured-output", envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto",
               type=click.Choice(["auto", "json_schema", "function_calling", "json_mode"]))
-@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--timeout", default=120.0, show_default=True, callback=not_nan,
+              type=click.FloatRange(min=1, max=3600), help="Seconds per model request.")
 @click.option("--max-tokens", default=None, type=click.IntRange(64, 100000),
               help="With --mode openai: cap each answer (recorded in the manifest).")
 @click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=click.IntRange(1, 20))

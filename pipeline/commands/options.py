@@ -20,7 +20,7 @@ def index_options(fn: F) -> F:
     return fn
 
 
-def _not_nan(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+def not_nan(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
     # FloatRange lets "nan" through (every comparison with it is false)
     if value is not None and value != value:
         raise click.BadParameter("nan is not a number of seconds.", ctx=ctx, param=param)
@@ -44,7 +44,7 @@ def provider_options(fn: F) -> F:
                      help="How to ask for JSON. auto = json_schema on OpenAI, "
                           "function_calling elsewhere (llama.cpp, Ollama)."),
         click.option("--timeout", envvar="DEBRIEF_TIMEOUT", default=60.0, show_default=True,
-                     type=click.FloatRange(min=1, max=3600), callback=_not_nan,
+                     type=click.FloatRange(min=1, max=3600), callback=not_nan,
                      help="Seconds per model request."),
         click.option("--max-tokens", envvar="DEBRIEF_MAX_TOKENS", default=None,
                      type=click.IntRange(64, 100000),
