@@ -235,7 +235,6 @@ def test_rerun_is_lazy_and_an_edit_redoes_one(copied: Path,
         result, data = batch(copied)
     assert result.exit_code == 0, describe(result)
     assert (data["processed"], data["skipped"], data["failed"]) == (0, 8, 0)
-    assert data["seconds"] < 1.0
     assert by_path(data)["keep-01.md"]["decision"] in ("keep", "decline")  # from the state
 
     before = tree(copied)
@@ -585,3 +584,27 @@ def test_batch_help_has_examples() -> None:
     for text in ("Examples:", "debrief batch ~/interviews --dry-run", "Exit codes",
                  "--concurrency", "--since", "--force", "--max-retries", "--chroma-url"):
         assert text in result.stdout
+
+
+def test_a_profile_is_part_of_what_makes_a_note_due(copied: Path, tmp_path: Path) -> None:
+    prof = tmp_path / "profile.toml"
+    prof.write_text('deal_breakers = ["no unpaid trial work"]\n[criteria]\npay = 8\n',
+                    encoding="utf-8")
+    result, data = batch(copied, "--profile", prof)
+    assert result.exit_code == 0, describe(result)
+    assert data["processed"] == 8  # the first run had no profile: every note is due again
+    r = Reflection.model_validate_json(
+        (copied / ".debrief" / "archive" / "harbor-and-pine.json").read_text(encoding="utf-8"))
+    assert r.matrix is not None and r.decision == "decline"
+    assert r.matrix.forced_decline == "deal-breaker in your profile: no unpaid trial work"
+    result, data = batch(copied, "--profile", prof)
+    assert data["processed"] == 0
+    prof.write_text('deal_breakers = ["no unpaid trial work"]\n[criteria]\npay = 9\n',
+                    encoding="utf-8")  # a changed weight changes every reflection
+    result, data = batch(copied, "--profile", prof)
+    assert data["processed"] == 8
+    result, data = batch(copied, "--no-profile")
+    assert data["processed"] == 8
+    assert Reflection.model_validate_json(
+        (copied / ".debrief" / "archive" / "harbor-and-pine.json").read_text(encoding="utf-8")
+    ).matrix is None
