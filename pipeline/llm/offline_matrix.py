@@ -38,13 +38,15 @@ KINDS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
         (r"layoff|unstable|runway|stability|job security", ("layoffs",)),
     ]
 ]
-# words in a sentence that say the thing named is absent, optional or settled
+# words that say the thing named was settled: dropped, made optional, confirmed otherwise
 RESOLVED = re.compile(
     r"\b(optional|not required|no longer|waived|dropped|removed|agreed|confirmed|in writing|"
     r"changed (it|that|this)|they'?ll pay|will (now )?be paid|paid trial|paid project|"
-    r"fixed|resolved|scrapped|never (on )?weekends?|no (evening|weekend|night|on-?call)|"
-    r"without (evening|weekend)|off (on )?weekends?|there isn'?t one|there is no|there'?s no|"
-    r"no such|isn'?t (one|any)|none)\b", re.I)
+    r"fixed|resolved|scrapped|never (on )?weekends?|no (evening|weekend|night|on-?call)s?\b|"
+    r"off (on )?weekends?)\b", re.I)
+# words that say the thing named is not there at all ("a payback clause? there isn't one")
+ABSENT = re.compile(r"\b(there isn'?t one|there is no|there'?s no \w+ clause|no such|"
+                    r"isn'?t (one|any)|none)\b", re.I)
 _STOP = {"work", "working", "with", "that", "this", "than", "from", "have", "more", "less",
          "about", "other", "would", "their", "there", "your", "what", "when", "must", "least",
          "at", "any", "job", "role", "jobs", "roles", "the", "and", "for", "not", "no", "my"}
@@ -208,7 +210,8 @@ def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieva
             continue
         about = sorted((e for e in usable if _mentions(e, breaker, sims)),
                        key=lambda e: e.sig.index)
-        shown = [e for e in about if not RESOLVED.search(e.sig.text) and e.weight <= 0.3]
+        shown = [e for e in about if not RESOLVED.search(e.sig.text)
+                 and not ABSENT.search(e.sig.text) and e.weight <= 0.3]
         if not shown:
             continue
         first = shown[0]
