@@ -173,6 +173,17 @@ def _similarity(items: list[str], usable: list[Evidence]) -> dict[tuple[str, int
             for i, item in enumerate(items) for j, e in enumerate(usable)}
 
 
+def _alternatives(item: str) -> list[str]:
+    """'no evening or weekend work' -> ['evening', 'weekend work']: each must be absent."""
+    parts = re.split(r"\s+or\s+|\s*,\s*|\s*/\s*", _LEADING_NO.sub("", item))
+    return [p for p in parts if p.strip()] or [item]
+
+
+def _named_alternatives(sentence: str, item: str) -> set[str]:
+    return {alt for alt in _alternatives(item)
+            if (rx := _words_rx(alt)) is not None and _named(rx, sentence)}
+
+
 def _mentions(e: Evidence, text: str, sims: dict[tuple[str, int], float]) -> bool:
     kinds = _kinds(text)
     if any(c.key in kinds for c in e.cues):
@@ -180,12 +191,15 @@ def _mentions(e: Evidence, text: str, sims: dict[tuple[str, int], float]) -> boo
     sim = sims.get((text, e.sig.index), 0.0)
     if sim >= SIM_ALONE:
         return True
-    rx = _words_rx(_LEADING_NO.sub("", text))
-    if rx is None:
-        return False
-    # by its own words, an item is named when two of them occur ("training" alone is not
-    # "training repayment clause"), or one of them in a sentence close in meaning
-    return _named(rx, e.sig.text) or (rx.search(e.sig.text) is not None and sim >= SIM_WITH_WORD)
+    for alt in _alternatives(text):
+        rx = _words_rx(alt)
+        if rx is None:
+            continue
+        # by its own words, an item is named when two of them occur ("training" alone is
+        # not "training repayment clause"), or one of them in a sentence close in meaning
+        if _named(rx, e.sig.text) or (rx.search(e.sig.text) is not None and sim >= SIM_WITH_WORD):
+            return True
+    return False
 
 
 def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieval,
@@ -208,20 +222,71 @@ def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieva
                 out.append(DealBreakerHit(deal_breaker=breaker, quote=shown[0].sig.text,
                                           passage_ids=ids or [shown[0].sig.best_passage or ""]))
             continue
+        limit = _duration_limit(breaker)
+        if limit is not None:
+            # "no commute over 45 minutes": a matter of the stated journey, not of words
+            longer = [e for e in usable if (d := _journey_minutes(e.sig.text)) and d > limit]
+            if longer:
+                ids = [p.id for p in retrieval.passages if p.doc_id == "commute-and-hours"][:1]
+                out.append(DealBreakerHit(deal_breaker=breaker, quote=longer[0].sig.text,
+                                          passage_ids=ids or [longer[0].sig.best_passage or ""]))
+            continue
         about = sorted((e for e in usable if _mentions(e, breaker, sims)),
                        key=lambda e: e.sig.index)
         shown = [e for e in about if not RESOLVED.search(e.sig.text)
-                 and not ABSENT.search(e.sig.text) and e.weight <= 0.3]
+                 and not ABSENT.search(e.sig.text) and not _negated(breaker, e.sig.text)
+                 and e.weight <= 0.3]
         if not shown:
             continue
         first = shown[0]
-        settled = [e for e in about if RESOLVED.search(e.sig.text) and e.sig.index > first.sig.index]
+        # "no evening work" settles the evening part, not the Saturday the notes showed
+        alts = _named_alternatives(first.sig.text, breaker)
+        settled = [e for e in about if RESOLVED.search(e.sig.text) and e.sig.index > first.sig.index
+                   and (not alts or alts & _named_alternatives(e.sig.text, breaker))]
         pid = next((c.doc for c in first.cues if c.key in _kinds(breaker)), None)
         ids = [p.id for p in retrieval.passages if p.doc_id == pid][:1] or [first.sig.best_passage]
         out.append(DealBreakerHit(
             deal_breaker=breaker, quote=first.sig.text, passage_ids=[i for i in ids if i],
             resolved=bool(settled), resolution_quote=settled[0].sig.text if settled else None))
     return out
+
+
+_LIMIT = re.compile(r"\b(?:over|more than|longer than|above|beyond)\s+(an?|one|two|\d+(?:\.\d+)?)"
+                    r"\s*(hours?|hrs?|minutes?|mins?)\b", re.I)
+_JOURNEY = re.compile(r"\b(commut\w*|drive|driving|train|bus|tube|journey|each way|door to door|"
+                      r"travel\w*)\b", re.I)
+_DURATION = re.compile(r"\b(an?|one|two|\d+(?:\.\d+)?)(?:\s*(?:-|to)\s*(\d+(?:\.\d+)?))?\s*"
+                       r"(hours?|hrs?|h|minutes?|mins?)\b", re.I)
+_NUM = {"a": 1.0, "an": 1.0, "one": 1.0, "two": 2.0}
+
+
+def _minutes(num: str, unit: str) -> float:
+    n = _NUM.get(num.lower()) or float(num)
+    return n * 60 if unit.lower().startswith("h") else n
+
+
+def _duration_limit(item: str) -> float | None:
+    """'no commute over 45 minutes each way' -> 45."""
+    m = _LIMIT.search(item)
+    return _minutes(m.group(1), m.group(2)) if m and _JOURNEY.search(item) else None
+
+
+def _journey_minutes(sentence: str) -> float | None:
+    """The longest journey time a sentence about getting to work states, in minutes."""
+    if not _JOURNEY.search(sentence):
+        return None
+    found = [_minutes(m.group(2) or m.group(1), m.group(3)) for m in _DURATION.finditer(sentence)]
+    return max(found, default=None)
+
+
+def _negated(item: str, sentence: str) -> bool:
+    """The sentence says the item's own thing is absent: 'no Sundays', 'never weekends'."""
+    rx = _words_rx(_LEADING_NO.sub("", item))
+    if rx is None:
+        return False
+    words = "|".join(re.escape(m.group(1)) for m in rx.finditer(_LEADING_NO.sub("", item)))
+    return re.search(rf"\b(no|never|not|without|zero|shut|closed|off)\s+(\w+\s+)?({words})",
+                     sentence, re.I) is not None
 
 
 _PCT_BELOW = re.compile(r"(\d{1,2})\s*%\s*(below|less|under)", re.I)
