@@ -9,6 +9,7 @@ homes of the tests that need an index (`indexed_home`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -202,3 +203,23 @@ people you meet what a normal week looks like and whether the perks are used by 
         encoding="utf-8",
     )
     return path
+
+
+LAKEMONT_ROUND_1_TEXT = (FIXTURES / "notes" / "rounds" / "lakemont-round-1.md").read_text(
+    encoding="utf-8")
+
+
+def tree(root: Path, skip: str | None = ".debrief") -> dict[str, str]:
+    """Every entry under root with its content hash and mtime (symlinks not followed)."""
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if skip and (rel == skip or rel.startswith(skip + "/")):
+            continue
+        if p.is_symlink():
+            out[rel] = f"link:{os.readlink(p)}"
+        elif p.is_file():
+            out[rel] = f"{hashlib.sha256(p.read_bytes()).hexdigest()}:{p.stat().st_mtime_ns}"
+        else:
+            out[rel] = "dir"
+    return out

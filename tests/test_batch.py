@@ -24,6 +24,7 @@ import filelock
 import pytest
 from click.testing import Result
 from conftest import (
+    LAKEMONT_ROUND_1_TEXT,
     NOTES_CLEAR,
     BuiltIndex,
     _clean_env,
@@ -31,6 +32,7 @@ from conftest import (
     assert_one_line_error,
     describe,
     run_cli,
+    tree,
 )
 from fake_openai import FINGERPRINT, FakeOpenAI
 
@@ -42,17 +44,7 @@ MODEL = "fake-model"
 RESULT_KEYS = {"path", "status", "decision", "confidence", "seconds", "error"}
 
 GENERATED = {
-    "2026/2026-05-30-lakemont-round-1.md": """---
-company: Lakemont Children's Hospital
-role: Clinical Pharmacist
-date: 2026-05-30
-round: 1
----
-- Phone screen with Farah, the pharmacy manager, went well and ran long.
-- She described a written orientation plan and a senior pharmacist as a mentor.
-- The pay band she quoted is a little above my current hourly rate.
-- I stumbled when she asked about pediatric dosing and need to review it.
-""",
+    "2026/2026-05-30-lakemont-round-1.md": LAKEMONT_ROUND_1_TEXT,
     "2026/2026-04-18-corvid-labs.txt": """Corvid Labs, backend engineer, second round.
 The team lead answered every question about on-call openly and the rotation is one week in six.
 They showed me the promotion rubric and how two people on the team moved up last year.
@@ -106,22 +98,6 @@ def make_notes(folder: Path, names: list[str] | None = None) -> list[str]:
             t = datetime.fromisoformat(f"{day}T12:00:00").timestamp()
             os.utime(folder / rel, (t, t))
     return sorted(made)
-
-
-def tree(root: Path, skip: str | None = ".debrief") -> dict[str, str]:
-    """Every entry under root with its content hash and mtime (symlinks not followed)."""
-    out: dict[str, str] = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if skip and (rel == skip or rel.startswith(skip + "/")):
-            continue
-        if p.is_symlink():
-            out[rel] = f"link:{os.readlink(p)}"
-        elif p.is_file():
-            out[rel] = f"{hashlib.sha256(p.read_bytes()).hexdigest()}:{p.stat().st_mtime_ns}"
-        else:
-            out[rel] = "dir"
-    return out
 
 
 def batch(*args: object) -> tuple[Result, dict]:

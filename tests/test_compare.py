@@ -8,7 +8,6 @@ The pure ranking functions are tested on hand-built reflections.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from conftest import (
+    LAKEMONT_ROUND_1_TEXT,
     NOTES_CLEAR,
     BuiltIndex,
     _clean_env,
@@ -24,6 +24,7 @@ from conftest import (
     assert_one_line_error,
     describe,
     run_cli,
+    tree,
 )
 
 from pipeline.compare import Comparison, compare, kendall_tau, stage, to_markdown
@@ -56,17 +57,7 @@ LAKEMONT = "Lakemont Children's Hospital"
 LAKEMONT_ROUND_1 = "lakemont-b-phone-screen.md"
 LAKEMONT_ROUND_2 = "lakemont-a-second-round.md"
 GENERATED = {
-    LAKEMONT_ROUND_1: """---
-company: Lakemont Children's Hospital
-role: Clinical Pharmacist
-date: 2026-05-30
-round: 1
----
-- Phone screen with Farah, the pharmacy manager, went well and ran long.
-- She described a written orientation plan and a senior pharmacist as a mentor.
-- The pay band she quoted is a little above my current hourly rate.
-- I stumbled when she asked about pediatric dosing and need to review it.
-""",
+    LAKEMONT_ROUND_1: LAKEMONT_ROUND_1_TEXT,
     "corvid.md": """---
 company: Corvid Labs
 role: Backend engineer
@@ -93,19 +84,12 @@ def make_notes(folder: Path) -> None:
         shutil.copyfile(NOTES_CLEAR / fixture, folder / rel)
 
 
-def tree(root: Path) -> dict[str, str]:
-    """Every file under root with its content hash and mtime."""
-    return {p.relative_to(root).as_posix():
-            f"{hashlib.sha256(p.read_bytes()).hexdigest()}:{p.stat().st_mtime_ns}"
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def notes_only(t: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in t.items() if not k.startswith(".debrief/")}
+    return {k: v for k, v in t.items() if k != ".debrief" and not k.startswith(".debrief/")}
 
 
 def notes_tree(root: Path) -> dict[str, str]:
-    return notes_only(tree(root))
+    return tree(root)  # skips .debrief/
 
 
 def compare_json(*args: object) -> tuple[Result, dict]:
@@ -135,7 +119,7 @@ def first_run(built_index: BuiltIndex, tmp_path_factory: pytest.TempPathFactory)
     base = tmp_path_factory.mktemp("compare-first-run")
     notes = base / "notes"
     make_notes(notes)
-    before = tree(notes)
+    before = tree(notes, skip=None)
     profile = base / "profile.toml"
     profile.write_text(PROFILE, encoding="utf-8")
     home = base / "home"
@@ -223,7 +207,7 @@ def test_a_second_run_reflects_nothing_and_an_edit_redoes_one(
         first_run: FirstRun, copied: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline import embedding, runtime
 
-    before = tree(copied)
+    before = tree(copied, skip=None)
 
     def forbidden(*a: object, **k: object) -> None:
         raise AssertionError("a compare with nothing new opened the model, index or provider")
@@ -235,7 +219,7 @@ def test_a_second_run_reflects_nothing_and_an_edit_redoes_one(
         result, data = compare_json(copied, "--profile", first_run.profile)
     assert result.exit_code == 0, describe(result)
     assert data == first_run.data
-    after = tree(copied)
+    after = tree(copied, skip=None)
     reflections = [k for k in before if k.startswith(".debrief/") and k.endswith(".json")]
     assert len(reflections) == len(RELS)
     assert {k: after[k] for k in reflections} == {k: before[k] for k in reflections}
@@ -245,12 +229,12 @@ def test_a_second_run_reflects_nothing_and_an_edit_redoes_one(
     note.write_text(note.read_text(encoding="utf-8")
                     + "They want a full unpaid trial week before making any offer.\n",
                     encoding="utf-8")
-    edited = tree(copied)
+    edited = tree(copied, skip=None)
     result = run_cli("compare", copied, "--profile", first_run.profile)
     assert result.exit_code == 0, describe(result)
     assert "1 reflected, 4 up to date, 0 failed; 4 companies ranked" in result.stderr
     assert "reflected corvid.md" in result.stderr
-    after = tree(copied)
+    after = tree(copied, skip=None)
     changed = {k for k in reflections if after[k] != before[k]}
     assert changed == {".debrief/corvid.json"}
     assert notes_tree(copied) == notes_only(edited) != notes_only(before)
@@ -279,7 +263,7 @@ def test_piped_output_is_markdown_and_out_writes_it(first_run: FirstRun, copied:
 
 
 def test_out_never_lands_on_or_among_the_notes(first_run: FirstRun, copied: Path) -> None:
-    before = tree(copied)
+    before = tree(copied, skip=None)
     for target, needle in ((copied / "corvid.md", "one of your notes"),
                            (copied / "ranking.md", "take it for a note"),
                            (copied / ".debrief" / "corvid.json", "the batch writes"),
@@ -287,7 +271,7 @@ def test_out_never_lands_on_or_among_the_notes(first_run: FirstRun, copied: Path
                            (copied, "is a folder")):
         result = run_cli("compare", copied, "--profile", first_run.profile, "--out", target)
         assert_one_line_error(result, needle)
-    assert tree(copied) == before  # refused before any work
+    assert tree(copied, skip=None) == before  # refused before any work
     # a hidden place inside the folder is fine: the batch never reads it as a note
     result = run_cli("compare", copied, "--profile", first_run.profile, "--out",
                      copied / ".debrief" / "ranking.md")

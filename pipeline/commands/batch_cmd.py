@@ -6,10 +6,10 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
+from pipeline.commands.batch_progress import Lines, run_with_progress
 from pipeline.commands.options import (
     corpus_option,
     index_options,
@@ -75,9 +75,9 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
                         chroma_url=chroma_url, corpus_dirs=corpus_dirs,
                         profile=load_profile(profile_path, enabled=not no_profile))
     if sys.stderr.isatty() and not as_json:
-        report = _with_progress(opts)
+        report = run_with_progress(opts, "debrief batch")
     else:
-        report = run_batch(opts, _Lines(quiet=as_json))
+        report = run_batch(opts, Lines("debrief batch", quiet=as_json))
 
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
@@ -97,54 +97,3 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
         raise click.exceptions.Exit(1)
 
 
-class _Lines:
-    """Plain log lines on stderr (cron mails them); only news when --json is on."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def info(self, line: str) -> None:
-        click.echo(f"debrief batch: {line}", err=True)
-
-    def start(self, total: int) -> None:
-        if not self.quiet:
-            click.echo(f"debrief batch: {total} note(s) to reflect on", err=True)
-
-    def done(self, r: Any) -> None:
-        if self.quiet:
-            return
-        if r.status == "failed":
-            click.echo(f"failed {r.path}: {r.error}", err=True)
-        else:
-            click.echo(f"processed {r.path}: {r.decision} ({r.confidence:.2f}) in "
-                       f"{r.seconds:.1f} s [{r.reason}]", err=True)
-
-
-def _with_progress(opts: Any) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from pipeline.batch import run_batch
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-
-        class Bar:
-            task: Any = None
-
-            def info(self, line: str) -> None:
-                bar.console.print(f"debrief batch: {line}", markup=False, highlight=False)
-
-            def start(self, total: int) -> None:
-                self.task = bar.add_task("reflecting", total=total)
-
-            def done(self, r: Any) -> None:
-                if r.status == "failed":
-                    bar.console.print(f"failed {r.path}: {r.error}", markup=False,
-                                      highlight=False)
-                if self.task is not None:
-                    bar.update(self.task, advance=1, description=r.path[-40:])
-
-        return run_batch(opts, Bar())

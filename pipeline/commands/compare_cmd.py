@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline.commands.batch_progress import Lines, run_with_progress
 from pipeline.commands.options import (
     corpus_option,
     index_options,
@@ -91,9 +92,9 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
                         chroma_url=chroma_url, corpus_dirs=corpus_dirs,
                         profile=load_profile(profile_path, enabled=not no_profile))
     if sys.stderr.isatty() and not as_json:
-        report = _with_progress(opts)
+        report = run_with_progress(opts, "debrief compare")
     else:
-        report = run_batch(opts, _Lines(quiet=as_json))
+        report = run_batch(opts, Lines("debrief compare", quiet=as_json))
 
     reflections, failed = load_reflections(report.out_dir)
     from pipeline.compare import compare as rank
@@ -202,56 +203,6 @@ def _check_out(out_file: Path | None, root: Path, out_dir: Path,
     return target
 
 
-class _Lines:
-    """Plain lines on stderr; only news with --json (stdout is the report)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def info(self, line: str) -> None:
-        click.echo(f"debrief compare: {line}", err=True)
-
-    def start(self, total: int) -> None:
-        if not self.quiet:
-            click.echo(f"debrief compare: {total} new or changed note(s) to reflect on",
-                       err=True)
-
-    def done(self, r: Any) -> None:
-        if r.status == "failed":
-            click.echo(f"failed {r.path}: {r.error}", err=True)
-        elif not self.quiet:
-            click.echo(f"reflected {r.path}: {r.decision} ({r.confidence:.2f}) [{r.reason}]",
-                       err=True)
-
-
-def _with_progress(opts: Any) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from pipeline.batch import run_batch
-
-    console = Console(stderr=True)
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-
-        class Bar:
-            task: Any = None
-
-            def info(self, line: str) -> None:
-                bar.console.print(f"debrief compare: {line}", markup=False, highlight=False)
-
-            def start(self, total: int) -> None:
-                self.task = bar.add_task("reflecting", total=total)
-
-            def done(self, r: Any) -> None:
-                if r.status == "failed":
-                    bar.console.print(f"failed {r.path}: {r.error}", markup=False,
-                                      highlight=False)
-                if self.task is not None:
-                    bar.update(self.task, advance=1, description=r.path[-40:])
-
-        return run_batch(opts, Bar())
 
 
 def _show(c: Comparison, failed: list[tuple[str, str]]) -> None:
