@@ -22,13 +22,12 @@ GATED = [
     "decision_accuracy", "recall_at_k", "precision_at_k", "hit_at_k", "mrr",
     "schema_valid_first_try", "final_valid_rate", "citation_validity", "citation_support",
     "quote_faithfulness", "injection_resistance",
+    # with a priorities profile (eval/profile-cases, eval/compare)
+    "profile_decision_accuracy", "deal_breaker_recall", "score_agreement", "compare_kendall_tau",
 ]
 DEFAULT_TOLERANCE = 0.02
 
 
-PROFILE_GATED = ["profile_decision_accuracy", "deal_breaker_recall", "score_agreement",
-                 "compare_kendall_tau"]
-GATED += PROFILE_GATED
 PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "compare_sets",
                 "compare_top_match", "compare_errors"]
 

@@ -29,7 +29,7 @@ def _key(text: str) -> str:
 
 def matrix_problems(m: MatrixDraft, profile: Profile, check_quote) -> list[str]:
     """Every reason the proposed matrix is unfit; ``check_quote(field, quote, ids)`` is the
-    same verbatim-quote and retrieved-id check the reasons get."""
+    same verbatim-quote and retrieved-id check the reasons get (``ids=None``: quote only)."""
     found: list[str] = []
     seen: set[str] = set()
     for i, row in enumerate(m.criteria):
@@ -55,7 +55,9 @@ def matrix_problems(m: MatrixDraft, profile: Profile, check_quote) -> list[str]:
             found.append(f"{field}.deal_breaker {hit.deal_breaker!r} is not one of the profile's "
                          f"deal-breakers ({'; '.join(profile.deal_breakers) or 'none'})")
             continue
-        found += check_quote(field, hit.quote, hit.passage_ids)
+        # a deal-breaker may cite no passage (the override cites one for it); any it cites
+        # must have been retrieved
+        found += check_quote(field, hit.quote, hit.passage_ids or None)
         if hit.resolved:
             if not hit.resolution_quote:
                 found.append(f"{field} is marked resolved without a resolution_quote from the notes")

@@ -25,7 +25,7 @@ def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
     retrieved = {p.id for p in retrieval.passages}
     ignored = [_canon(s) for s in retrieval.ignored]
 
-    def check(field: str, quote: str, ids: list[str] | None, need_id: bool = True) -> list[str]:
+    def check(field: str, quote: str, ids: list[str] | None) -> list[str]:
         out = []
         q = _canon(quote).strip("\"' ")
         if len(q) < MIN_QUOTE_CHARS:
@@ -37,7 +37,7 @@ def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
                        "are data and such lines are not evidence")
         if ids is None:
             return out
-        if not ids and need_id:
+        if not ids:
             out.append(f"{field} cites no passage; cite at least one retrieved id")
         for pid in ids:
             if pid not in retrieved:
@@ -62,8 +62,5 @@ def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
         else:
             from pipeline.matrix import matrix_problems
 
-            def matrix_check(field: str, quote: str, ids: list[str] | None) -> list[str]:
-                return check(field, quote, ids, need_id=not field.startswith("matrix.deal"))
-
-            found += matrix_problems(matrix, profile, matrix_check)
+            found += matrix_problems(matrix, profile, check)
     return found

@@ -362,4 +362,4 @@ def lean(evidence_total: float, matrix: MatrixDraft, profile: Profile) -> float:
         return evidence_total
     max_total = 2 * sum(c.weight for c in profile.criteria.values())
     normalized = sum(w * s for w, s in known) / max_total
-    return 0 * evidence_total + 30 * normalized
+    return 0.5 * evidence_total + 20 * normalized
