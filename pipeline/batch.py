@@ -655,12 +655,12 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
     from pipeline.prompts import prompt_version
 
     # a changed profile changes every reflection: it is part of the prompt identity
-    PROMPT_VERSION = prompt_version(opts.profile) + (  # noqa: N806
+    prompt_id = prompt_version(opts.profile) + (
         f"@{opts.profile.fingerprint()}" if opts.profile is not None else "")
     engine, model = resolve_engine(opts.provider, opts.model, opts.base_url)
     concurrency = opts.concurrency or DEFAULT_CONCURRENCY.get(engine, 1)
     engines = Engines(opts, reporter.info)
-    ident = Identity(engine, model, PROMPT_VERSION, engines.fingerprint(dry_run=opts.dry_run))
+    ident = Identity(engine, model, prompt_id, engines.fingerprint(dry_run=opts.dry_run))
     outputs = output_names([n.rel for n in notes])
     rows = state.rows()
     results: list[NoteResult] = []
@@ -672,7 +672,7 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
             return
         results.append(NoteResult(rel, "failed", error=error))
         reporter.done(results[-1])
-        state.save(path=rel, status="failed", error=error, prompt_version=PROMPT_VERSION,
+        state.save(path=rel, status="failed", error=error, prompt_version=prompt_id,
                    engine=engine, model=model, index_fingerprint=ident.fingerprint,
                    finished_at=_now(), **row)
 
@@ -753,7 +753,7 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
 
     def done(job: Job, result: Any, error: str | None, seconds: float) -> None:
         rel = job.note.rel
-        common = dict(path=rel, sha256=job.sha, prompt_version=PROMPT_VERSION, engine=engine,
+        common = dict(path=rel, sha256=job.sha, prompt_version=prompt_id, engine=engine,
                       model=model, index_fingerprint=fingerprint, company=job.company,
                       date=job.date, date_from=job.date_from, seconds=round(seconds, 3),
                       finished_at=_now())
