@@ -168,6 +168,7 @@ def main() -> None:
         # (a) our batch
         cmd = [*py, "batch", str(notes), "--provider", "openai", "--base-url", url,
                "--model", MODEL, "--concurrency", str(c), "--json"]
+        began = time.monotonic()
         wall, data = run(cmd, env)
         ideal = n * lat / c
         reqs = server_stats(url)
@@ -178,6 +179,17 @@ def main() -> None:
               f"ideal {n} x {lat} / {c} = {ideal:.2f} s")
         print(f"    ratio ideal/actual: {ideal / wall:.3f} (whole process), "
               f"{ideal / data['seconds']:.3f} (batch's own time)")
+        if reqs.get("first_arrival") is not None:
+            # the server's clock is time.monotonic() too: one clock for both processes
+            head = reqs["first_arrival"] - began
+            span = reqs["last_answer"] - reqs["first_arrival"]
+            tail = began + wall - reqs["last_answer"]
+            print(f"    where it went: start -> first request {head:.2f} s (interpreter, imports, "
+                  f"index, first retrieval); first request -> last answer {span:.2f} s; "
+                  f"last answer -> exit {tail:.2f} s")
+            print(f"    model slots busy {reqs['busy_seconds'] / (c * span):.3f} of the span "
+                  f"({reqs['busy_seconds']:.2f} request-seconds / ({c} x {span:.2f} s)); "
+                  f"the span against the ideal: {ideal / span:.3f}")
         per_note = [r["seconds"] for r in data["results"] if r["status"] == "processed"]
         if per_note:
             print(f"    per note (retrieve + model + write, in its thread): median "

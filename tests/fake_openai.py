@@ -253,48 +253,49 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, error_body(404, f"no route GET {self.path}"))
 
     def do_POST(self) -> None:
+        arrived = time.monotonic()
         fake = self.server.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._send(404, error_body(404, f"no route POST {self.path}"))
             return
-        n = fake._arrive()
+        n = fake._arrive(arrived)
         try:
-            self._answer(fake, n, raw)
+            status, body, headers = self._answer(fake, n, raw)
+            if fake.latency:
+                # the answer leaves `latency` seconds after the request arrived, however
+                # long building it took: a fixed latency, as the benchmark's ideal assumes
+                fake._stop.wait(max(0.0, arrived + fake.latency - time.monotonic()))
+            self._send(status, body, headers)
         finally:
-            fake._leave()
+            fake._leave(arrived)
 
-    def _answer(self, fake: FakeOpenAI, n: int, raw: bytes) -> None:
+    def _answer(self, fake: FakeOpenAI, n: int,
+                raw: bytes) -> tuple[int, dict[str, Any], dict[str, str] | None]:
         fault = fake.faults.get(n)
         if fault and fault.hang:
             fake._answered(n, "timeout")
             fake._stop.wait(fake.hang)
-        elif fake.latency:
-            fake._stop.wait(fake.latency)
         if not self.headers.get("Authorization", "").startswith("Bearer "):
             fake._answered(n, 401)
-            self._send(401, error_body(401, "missing bearer token"))
-            return
+            return 401, error_body(401, "missing bearer token"), None
         try:
             body = json.loads(raw or b"null")
             notes, ids = check_request(body, fake.model)
         except (ValueError, AttributeError) as exc:
             fake._answered(n, 400)
-            self._send(400, error_body(400, f"bad request: {exc}"))
-            return
+            return 400, error_body(400, f"bad request: {exc}"), None
         if fault and fault.status:
             fake._answered(n, fault.status)
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            self._send(fault.status, error_body(fault.status, f"fault injected for request "
-                                                              f"{n}"), headers)
-            return
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+            return fault.status, error_body(fault.status, f"fault injected for request {n}"), headers
         if not (fault and fault.hang):
             fake._answered(n, 200)
         draft = draft_for(notes, ids)
         if asks_for_matrix(body):
             draft["matrix"] = matrix_for(body, notes, ids)
-        self._send(200, completion(body, draft, n))
+        return 200, completion(body, draft, n), None
 
 
 class _Server(ThreadingHTTPServer):
@@ -317,6 +318,11 @@ class FakeOpenAI:
         self.requests = 0
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests being answered at the same time
+        # time.monotonic() is one clock for every process on Linux: a benchmark can place
+        # these against its own timings
+        self.first_arrival: float | None = None
+        self.last_answer: float | None = None
+        self.busy_seconds = 0.0  # summed over requests, arrival to answer
         self.statuses: dict[str, int] = {}  # "200", "429", "timeout"...
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -332,16 +338,20 @@ class FakeOpenAI:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def _arrive(self) -> int:
+    def _arrive(self, at: float) -> int:
         with self._lock:
+            if self.first_arrival is None:
+                self.first_arrival = at
             self.requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.requests
 
-    def _leave(self) -> None:
+    def _leave(self, arrived: float) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.last_answer = time.monotonic()
+            self.busy_seconds += self.last_answer - arrived
 
     def _answered(self, n: int, status: int | str) -> None:
         with self._lock:
@@ -350,6 +360,8 @@ class FakeOpenAI:
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": self.requests, "max_in_flight": self.max_in_flight,
+                    "first_arrival": self.first_arrival, "last_answer": self.last_answer,
+                    "busy_seconds": round(self.busy_seconds, 6),
                     "by_status": dict(sorted(self.statuses.items())),
                     "system_fingerprint": FINGERPRINT}
 
@@ -374,7 +386,7 @@ class FakeOpenAI:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
-    ap.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds from a request's arrival to its answer")
     ap.add_argument("--faults", default="", help="e.g. '1:429/0,2:500,3:timeout'")
     ap.add_argument("--hang", type=float, default=30.0, help="seconds a timeout fault sleeps")
     ap.add_argument("--model", default=None, help="refuse requests for any other model")
