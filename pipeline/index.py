@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,9 @@ class AdviceIndex:
         from pipeline.embedding import get_embedder
 
         self.embedder = get_embedder()
+        self._rows: dict[str, tuple[dict[str, Any], Any]] = {}
+        self._rows_version = ""
+        self._rows_lock = threading.Lock()
 
     # -- collections ---------------------------------------------------------------------
     def _collection(self, suffix: str = "", create: bool = False) -> Any:
@@ -185,6 +189,30 @@ class AdviceIndex:
         if not self.exists():
             return ""
         return str((self.passages().metadata or {}).get("fingerprint", ""))
+
+    def rows(self, col: Any, ids: list[str]) -> dict[str, tuple[dict[str, Any], Any]]:
+        """Metadata and stored vector of these chunks, fetched once per index version.
+
+        A query that ships every candidate's vector and metadata back for each of 60
+        sentence queries spends most of its time copying them; retrieval queries for ids
+        only and reads each chunk here once per run instead (same stored rows).
+        """
+        import numpy as np
+
+        version = str((col.metadata or {}).get("fingerprint", ""))
+        with self._rows_lock:
+            if version != self._rows_version:
+                self._rows, self._rows_version = {}, version
+            cache = self._rows  # this version's rows, even if another thread moves on
+            missing = [i for i in ids if i not in cache]
+        if missing:
+            got = col.get(ids=missing, include=["metadatas", "embeddings"])
+            fetched = {cid: (m or {}, np.asarray(e, dtype=np.float32))
+                       for cid, m, e in zip(got["ids"], got["metadatas"], got["embeddings"],
+                                            strict=True)}
+            with self._rows_lock:
+                cache.update(fetched)
+        return {i: cache[i] for i in ids if i in cache}
 
     def counts(self) -> tuple[int, int]:
         return self.passages().count(), self.cues().count()

@@ -82,14 +82,10 @@ def retrieve(notes: Notes, index: AdviceIndex, opts: RetrieveOptions | None = No
     n_pass = min(opts.candidates, max(passages_col.count(), 1))
 
     # candidate chunks from every query; score = best sentence sim + half the whole-note sim
-    res = passages_col.query(query_embeddings=vectors, n_results=n_pass,
-                             include=["metadatas", "distances", "embeddings"])
-    meta: dict[str, dict] = {}
-    emb: dict[str, np.ndarray] = {}
-    for q_ids, q_metas, q_embs in zip(res["ids"], res["metadatas"], res["embeddings"], strict=False):
-        for cid, m, e in zip(q_ids, q_metas, q_embs, strict=False):
-            meta[cid] = m or {}
-            emb[cid] = np.asarray(e, dtype=np.float32)
+    res = passages_col.query(query_embeddings=vectors, n_results=n_pass, include=[])
+    rows = index.rows(passages_col, sorted({cid for q_ids in res["ids"] for cid in q_ids}))
+    meta = {cid: m for cid, (m, _) in rows.items()}
+    emb = {cid: e for cid, (_, e) in rows.items()}
     ids = sorted(meta)
     if not ids:
         return Retrieval(passages=[], sentences=[], ignored=ignored)

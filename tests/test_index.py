@@ -218,3 +218,35 @@ def test_unreachable_chroma_server(unused_port: int) -> None:
     line = assert_one_line_error(run_cli("index", "--chroma-url", url), "cannot reach",
                                  "chroma run")
     assert url in line
+
+
+def test_cached_chunk_rows_follow_the_index_version(tmp_path: Path) -> None:
+    """Retrieval reads each chunk's row once per index version; an edited corpus is read anew."""
+    from pipeline import runtime
+
+    user = tmp_path / "mine"
+    path = write_advice_doc(user, DOC_ID)
+    args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
+    index_json(*args)
+    idx = runtime.open_index(None, "mine")
+
+    def stored() -> dict[str, str]:
+        got = idx.passages().get(include=["metadatas"])
+        return {i: m["hash"] for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+
+    def cached(ids: list[str]) -> dict[str, str]:
+        rows = idx.rows(idx.passages(), ids)
+        assert all(vec.shape == (384,) for _, vec in rows.values())
+        return {i: m["hash"] for i, (m, _) in rows.items()}
+
+    before = stored()
+    assert cached(sorted(before)) == before
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("cost an employer little", "cost an employer very little"),
+                    encoding="utf-8")
+    index_json(*args)
+    after = stored()
+    assert any(before.get(i) not in (None, h) for i, h in after.items()), \
+        "the edit should change a chunk that keeps its id"
+    assert cached(sorted(after)) == after
+    assert cached(["no-such-chunk#9"]) == {}
