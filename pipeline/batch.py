@@ -554,16 +554,36 @@ class Engines:
 
 
 # -- running ---------------------------------------------------------------------------------
+class InFlightLimit:
+    """A provider whose ``complete`` calls are at most ``limit`` at once.
+
+    ``--concurrency`` bounds the requests the model server sees, not the work around them:
+    one note's validation, rendering and writes run while the next request already holds
+    the slot, so no slot idles through our own Python between two answers.
+    """
+
+    def __init__(self, provider: Any, limit: int) -> None:
+        import threading
+
+        self._provider = provider
+        self._slots = threading.BoundedSemaphore(limit)
+        self.name, self.model = provider.name, provider.model
+
+    def complete(self, *args: Any, **kwargs: Any) -> Any:
+        with self._slots:
+            return self._provider.complete(*args, **kwargs)
+
+
 Prepare = Callable[[Job], Any]
 Work = Callable[[Job, Any], Any]
 Done = Callable[[Job, Any, str | None, float], None]
 
 
 async def run_jobs(jobs: list[Job], prepare: Prepare, work: Work, done: Done,
-                   concurrency: int, cpu_slots: int = 1) -> None:
+                   work_slots: int, cpu_slots: int = 1) -> None:
     """Two stages per job, in worker threads: ``prepare`` (retrieval: local CPU work, at most
     ``cpu_slots`` at once) and then ``work`` (the model call and the writes, at most
-    ``concurrency`` at once). Splitting them keeps every model slot busy while the next
+    ``work_slots`` at once). Splitting them keeps every model slot busy while the next
     notes are being embedded, instead of each slot idling through its own retrieval.
 
     ``done(job, value, error, seconds)`` runs on the event loop's thread, one at a time, so
@@ -580,10 +600,10 @@ async def run_jobs(jobs: list[Job], prepare: Prepare, work: Work, done: Done,
     loop = asyncio.get_running_loop()
     # to_thread uses the loop's default executor, which holds min(32, cpus + 4) threads: on
     # a 2-core box that would quietly cap --concurrency 8 at 6. Size it to both semaphores.
-    executor = ThreadPoolExecutor(max_workers=concurrency + cpu_slots,
+    executor = ThreadPoolExecutor(max_workers=work_slots + cpu_slots,
                                   thread_name_prefix="debrief-batch")
     loop.set_default_executor(executor)
-    model_sem = asyncio.Semaphore(concurrency)
+    work_sem = asyncio.Semaphore(work_slots)
     cpu_sem = asyncio.Semaphore(cpu_slots)
 
     async def one(job: Job) -> None:
@@ -592,7 +612,7 @@ async def run_jobs(jobs: list[Job], prepare: Prepare, work: Work, done: Done,
         try:
             async with cpu_sem:
                 prepared = await asyncio.to_thread(prepare, job)
-            async with model_sem:
+            async with work_sem:
                 value = await asyncio.to_thread(work, job, prepared)
         except DebriefError as exc:
             error = _strip_path(exc.message, job.note.rel)
@@ -743,8 +763,10 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
     def prepare(job: Job) -> Any:
         return retrieve(job.parsed, index)
 
+    limited = InFlightLimit(provider, concurrency)
+
     def work(job: Job, retrieval: Any) -> Any:
-        result = reflect(job.parsed, index, provider, retrieval=retrieval,
+        result = reflect(job.parsed, index, limited, retrieval=retrieval,
                          profile=opts.profile)
         md_rel, json_rel = job.outs
         _write_output(out_dir, json_rel, to_json(result))
@@ -775,7 +797,8 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
     reporter.start(len(runnable))
     # two retrievals at once keep both cores busy through the Python parts of the other
     # (measured: bench/batch.py at 2 s latency, 0.72 of ideal with one, 0.75 with two)
-    asyncio.run(run_jobs(runnable, prepare, work, done, concurrency,
+    # two more work slots than requests: they validate and write while the others wait
+    asyncio.run(run_jobs(runnable, prepare, work, done, work_slots=concurrency + 2,
                          cpu_slots=min(2, os.cpu_count() or 1)))
     return report
 

@@ -330,7 +330,7 @@ def test_force_and_concurrency_with_a_model_server(indexed_home: Path, tmp_path:
                              "--model", MODEL, "--concurrency", "4")
         assert result.exit_code == 0, describe(result)
         assert data["processed"] == 4 and fake.requests == 4
-        assert fake.max_in_flight >= 2  # requests really overlapped
+        assert 2 <= fake.max_in_flight <= 4  # requests overlapped, never past the bound
     r = Reflection.model_validate_json(
         (notes / ".debrief" / "archive" / "harbor-and-pine.json").read_text(encoding="utf-8"))
     assert r.engine == "openai" and r.model == MODEL and FINGERPRINT in r.summary
