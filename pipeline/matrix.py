@@ -148,7 +148,7 @@ def _force_decline(base: ReflectionDraft, matrix: DecisionMatrix, notes: Notes,
     hit = next((h for h in matrix.deal_breakers if not h.resolved), None)
     reasons = list(base.reasons)
     if hit is not None:
-        ids = hit.passage_ids or [retrieval.passages[0].id]
+        ids = hit.passage_ids or [retrieval.passage_for(hit.quote)]
         reasons.insert(0, Reason(point=f"This hits a deal-breaker in your profile: "
                                        f"{hit.deal_breaker}.", quote=hit.quote,
                                  passage_ids=ids, supports="decline"))
@@ -156,7 +156,7 @@ def _force_decline(base: ReflectionDraft, matrix: DecisionMatrix, notes: Notes,
         chk = next(c for c in matrix.must_haves if c.status == "unmet")
         assert chk.quote is not None  # validated: 'unmet' always carries its quote
         reasons.insert(0, Reason(point=f"A must-have in your profile is not met: {chk.must_have}.",
-                                 quote=chk.quote, passage_ids=[retrieval.passages[0].id],
+                                 quote=chk.quote, passage_ids=[retrieval.passage_for(chk.quote)],
                                  supports="decline"))
     changed = base.decision != "decline"
     update = {"reasons": reasons[:8], "decision": "decline"}

@@ -48,6 +48,22 @@ class Retrieval(BaseModel):
     sentences: list[SentenceSignal]
     ignored: list[str]
 
+    def passage_for(self, quote: str) -> str:
+        """The id of the retrieved passage that fits the note sentence holding ``quote``
+        best, for a reason written in code (a forced decline) rather than by the engine;
+        failing that, the best-ranked passage that argues for declining, then the first."""
+        q = " ".join(quote.casefold().split())
+        best: SentenceSignal | None = None
+        for sig in self.sentences:
+            s = " ".join(sig.text.casefold().split())
+            if sig.best_passage and s and (q in s or s in q) and (
+                    best is None or sig.passage_sim > best.passage_sim):
+                best = sig
+        if best is not None and best.best_passage:
+            return best.best_passage
+        return next((p.id for p in self.passages if p.stance == "decline"),
+                    self.passages[0].id)
+
 
 @dataclass
 class RetrieveOptions:

@@ -214,6 +214,31 @@ def test_unmet_must_have_forces_decline(tmp_path: Path) -> None:
     assert base.decision == "decline" and "must-have" in (m.forced_decline or "")
 
 
+def test_a_forced_reason_cites_the_passage_its_quote_fits(tmp_path: Path) -> None:
+    notes, _ = notes_and_retrieval(tmp_path)
+    onboarding = passage("onboarding-support#0")
+    red_flags = passage("red-flags#2").model_copy(update={"stance": "decline"})
+    ret = Retrieval(
+        passages=[passage("total-compensation#0"), red_flags, onboarding],
+        sentences=[SentenceSignal(text="Pay is $63/hr, slightly above what I make now.", index=0,
+                                  best_passage="total-compensation#0", passage_sim=0.7),
+                   SentenceSignal(text="Farah has a written 8-week orientation for every new "
+                                       "hire.", index=2, best_passage="onboarding-support#0",
+                                  passage_sim=0.6)],
+        ignored=[])
+    chk = MustHaveCheck(must_have="a written orientation plan", status="unmet",
+                        quote="a written 8-week orientation")
+    base, _ = apply_matrix(draft(MatrixDraft(must_haves=[chk])), profile(), notes, ret)
+    assert base.reasons[0].passage_ids == ["onboarding-support#0"]
+    assert not problems(base, notes, ret)
+
+    # a deal-breaker citing nothing, in a sentence retrieval did not score: the first
+    # retrieved passage that argues for declining
+    hit = DealBreakerHit(deal_breaker="no weekend work", quote="every third weekend")
+    base, _ = apply_matrix(draft(MatrixDraft(deal_breakers=[hit])), profile(), notes, ret)
+    assert base.reasons[0].passage_ids == ["red-flags#2"]
+
+
 def test_heavy_unknowns_and_unknown_must_haves_become_the_first_questions(tmp_path: Path) -> None:
     notes, ret = notes_and_retrieval(tmp_path)
     base, m = apply_matrix(draft(MatrixDraft()), profile(), notes, ret)
