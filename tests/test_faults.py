@@ -133,7 +133,7 @@ TRANSPORT = ["429-retry-after", "429", "500", "reset", "short-body", "timeout"]
 CONTENT = ["schema", "refusal", "empty", "bad-citation", "cites-unretrieved"]
 
 
-@pytest.mark.parametrize("kind", TRANSPORT)
+@pytest.mark.parametrize("kind", [*TRANSPORT, "truncated"])
 def test_transport_fault_then_success(fault: FaultServer, note: Path, kind: str) -> None:
     fault.plans = [kind, "ok"]
     result = reflect(note, "--max-retries", 1)

@@ -45,6 +45,7 @@ class OpenAIProvider:
         self.model = model or DEFAULT_MODEL
         self.base_url = _check_base_url(base_url)
         self.method = resolve_method(method, base_url)
+        self.max_retries = max_retries
         from langchain_openai import ChatOpenAI
 
         kwargs: dict[str, Any] = {}
@@ -83,7 +84,7 @@ class OpenAIProvider:
 
         schema = ProfiledDraft if profile is not None else ReflectionDraft
         try:
-            out = self._runnable(schema).invoke(messages)
+            out = self._invoke(self._runnable(schema), messages)
         except openai.AuthenticationError:
             raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
         except openai.NotFoundError as exc:
@@ -101,7 +102,7 @@ class OpenAIProvider:
             return Attempt(None, "", _msg(exc))
         except json.JSONDecodeError as exc:
             raise ProviderError(f"the model server's response body is not valid JSON (truncated "
-                                f"or corrupt: {_msg(exc)}).") from None
+                                f"or corrupt: {_msg(exc)}; retries: {self.max_retries}).") from None
         except (openai.APIError, ValueError) as exc:
             raise ProviderError(f"the model answer could not be read: {_msg(exc)}") from None
         raw_msg = out.get("raw")
@@ -121,6 +122,25 @@ class OpenAIProvider:
         if parsed is None and not err:
             err = "no structured result in the answer"
         return Attempt(parsed, raw, str(err)[:2000] if err else None, _ints(usage))
+
+    def _invoke(self, runnable: Any, messages: list[Message]) -> Any:
+        """A body cut short (a proxy, a server restarting) is as passing as a 5xx, but the
+        openai client retries only statuses and connections; a JSON body that does not parse
+        gets the same number of retries here, with jittered exponential backoff."""
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            wait_random_exponential,
+        )
+
+        for attempt in Retrying(retry=retry_if_exception_type(json.JSONDecodeError),
+                                stop=stop_after_attempt(self.max_retries + 1),
+                                wait=wait_random_exponential(multiplier=0.5, max=8),
+                                reraise=True):
+            with attempt:
+                return runnable.invoke(messages)
+        raise AssertionError("unreachable: tenacity reraises the last error")
 
     def _where(self) -> str:
         return self.base_url or "api.openai.com"
