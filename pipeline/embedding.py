@@ -157,10 +157,31 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
             start = end
         return out
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors as one array, for the cosine similarities retrieval needs."""
+    def embed(self, texts: list[str], *, cached: bool = False) -> np.ndarray:
+        """Unit vectors as one array, for the cosine similarities retrieval needs.
+
+        ``cached``: look each text up in the embedding cache first and store what had to be
+        embedded (note text, which comes back whenever a note is due again); the corpus is
+        stored in Chroma and does not need it."""
         self._download_model_if_not_exists()
-        return self._forward(list(texts))
+        texts = list(texts)
+        if not cached or not texts:
+            return self._forward(texts)
+        from pipeline.embed_cache import embedding_cache
+
+        store = embedding_cache(model_sha256())
+        if store is None:
+            return self._forward(texts)
+        hits = store.get_many(texts)
+        missing = [i for i in range(len(texts)) if i not in hits]
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        if missing:
+            fresh = self._forward([texts[i] for i in missing])
+            out[missing] = fresh
+            store.put_many([texts[i] for i in missing], fresh)
+        for i, vec in hits.items():
+            out[i] = vec
+        return out
 
 
 @cache

@@ -90,7 +90,7 @@ def retrieve(notes: Notes, index: AdviceIndex, opts: RetrieveOptions | None = No
     sent_texts = [usable[i] for i in chosen]
     whole = " ".join(usable)[:4000] or notes.body[:4000]
 
-    vectors = index.embedder.embed([whole, *sent_texts])
+    vectors = index.embedder.embed([whole, *sent_texts], cached=True)
     whole_vec, sent_vecs = vectors[0], vectors[1:]
 
     passages_col = index.passages()

@@ -90,6 +90,9 @@ def debrief_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         if name.startswith("DEBRIEF_"):
             os.environ.pop(name, None)
     _release_chroma(str(tmp_path) + os.sep)
+    from pipeline.embed_cache import close_all
+
+    close_all()
 
 
 # -- the shared index ----------------------------------------------------------------------

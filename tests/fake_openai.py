@@ -21,7 +21,8 @@ As a process (prints ``listening on http://127.0.0.1:PORT/v1``, serves until kil
 Faults are ``N:KIND`` items, comma-separated, N being the 1-based request number:
 ``429`` (no Retry-After), ``429/S`` (``Retry-After: S``), any other status >= 400 such as
 ``500`` (an OpenAI-style error body), or ``timeout`` (sleep ``hang`` seconds before
-answering, past the client's timeout). ``GET /stats`` returns the request counts as JSON.
+answering, past the client's timeout). ``GET /stats`` returns the request counts and timings
+as JSON; ``GET /stats/reset`` returns them and starts counting again.
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/stats":
             self._send(200, self.server.fake.stats())
+        elif self.path.rstrip("/") == "/stats/reset":  # a benchmark's next run starts at zero
+            self._send(200, self.server.fake.reset_stats())
         else:
             self._send(404, error_body(404, f"no route GET {self.path}"))
 
@@ -364,6 +367,15 @@ class FakeOpenAI:
                     "busy_seconds": round(self.busy_seconds, 6),
                     "by_status": dict(sorted(self.statuses.items())),
                     "system_fingerprint": FINGERPRINT}
+
+    def reset_stats(self) -> dict[str, Any]:
+        before = self.stats()
+        with self._lock:
+            self.requests = self.max_in_flight = 0
+            self.first_arrival = self.last_answer = None
+            self.busy_seconds = 0.0
+            self.statuses = {}
+        return before
 
     def start(self) -> FakeOpenAI:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-openai",

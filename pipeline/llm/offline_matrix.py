@@ -167,7 +167,7 @@ def _similarity(items: list[str], usable: list[Evidence]) -> dict[tuple[str, int
     from pipeline.embedding import get_embedder
 
     texts = [_LEADING_NO.sub("", i) for i in items] + [e.sig.text for e in usable]
-    vecs = get_embedder().embed(texts)
+    vecs = get_embedder().embed(texts, cached=True)
     sims = vecs[:len(items)] @ vecs[len(items):].T
     return {(item, e.sig.index): float(sims[i, j])
             for i, item in enumerate(items) for j, e in enumerate(usable)}

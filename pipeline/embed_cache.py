@@ -1,0 +1,141 @@
+"""Vectors of note text kept between runs, keyed by the embedding model and the exact text.
+
+Embedding a note's sentences is most of what reflecting costs locally (bench/batch.py). A
+note that is due again for another model, a new prompt or a re-indexed corpus, or that was
+edited by one line, then embeds only the text that is new. One SQLite file in DEBRIEF_HOME,
+safe to delete at any time; any trouble with it (unwritable, locked, corrupt) only means
+embedding as if it were empty, never a failed run.
+
+Hand-rolled on purpose: a vector per sha256 in one SQLite table is all it takes; the disk
+caches on PyPI (diskcache, joblib.Memory) pickle values, which a vector does not need.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+FILE = "embedding-cache.sqlite3"
+MAX_ROWS = 200_000  # about 330 MB of 384-float vectors; the least recently used go first
+DIM = 384
+OFF = {"off", "0", "false", "no", "none"}
+
+
+class EmbeddingCache:
+    def __init__(self, path: Path, model_sha: str, max_rows: int = MAX_ROWS) -> None:
+        self.path = path
+        self._salt = model_sha.encode() + b"\0"
+        self._max_rows = max_rows
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+        self._broken = False
+
+    def _key(self, text: str) -> bytes:
+        return hashlib.sha256(self._salt + text.encode("utf-8", "surrogatepass")).digest()
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._con is None and not self._broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = sqlite3.connect(self.path, timeout=5, check_same_thread=False,
+                                      isolation_level=None)
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, "
+                            "vec BLOB NOT NULL, used REAL NOT NULL)")
+                self._con = con
+            except (OSError, sqlite3.Error):
+                self._broken = True
+        return self._con
+
+    def _fail(self) -> None:
+        """Stop using the file for the rest of this process; the run goes on without it."""
+        self._broken = True
+        self.close()
+
+    def close(self) -> None:
+        if self._con is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._con.close()
+            self._con = None
+
+    def get_many(self, texts: list[str]) -> dict[int, np.ndarray]:
+        """Index in ``texts`` -> stored vector, for the texts stored before."""
+        keys = [self._key(t) for t in texts]
+        found: dict[bytes, bytes] = {}
+        with self._lock:
+            con = self._connect()
+            if con is None:
+                return {}
+            try:
+                for start in range(0, len(keys), 500):  # SQLite's limit on ? parameters
+                    part = keys[start:start + 500]
+                    marks = ",".join("?" * len(part))
+                    found.update(con.execute(
+                        f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part).fetchall())
+                if found:
+                    now = time.time()
+                    con.executemany("UPDATE vectors SET used = ? WHERE key = ?",
+                                    [(now, k) for k in found])
+            except sqlite3.Error:
+                self._fail()
+                return {}
+        out: dict[int, np.ndarray] = {}
+        for i, k in enumerate(keys):
+            blob = found.get(k)
+            if blob is not None and len(blob) == DIM * 4:
+                out[i] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
+        now = time.time()
+        rows = [(self._key(t), np.asarray(v, dtype=np.float32).tobytes(), now)
+                for t, v in zip(texts, vectors, strict=True)]
+        with self._lock:
+            con = self._connect()
+            if con is None:
+                return
+            try:
+                con.execute("BEGIN")
+                con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+                (count,) = con.execute("SELECT count(*) FROM vectors").fetchone()
+                if count > self._max_rows:
+                    con.execute("DELETE FROM vectors WHERE key IN (SELECT key FROM vectors "
+                                "ORDER BY used LIMIT ?)", (count - self._max_rows,))
+                con.execute("COMMIT")
+            except sqlite3.Error:
+                self._fail()
+
+
+_OPEN: dict[tuple[str, str], EmbeddingCache] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def embedding_cache(model_sha: str) -> EmbeddingCache | None:
+    """The cache file named by DEBRIEF_EMBEDDING_CACHE ("off" for none), else the one in
+    DEBRIEF_HOME; read at call time, as tests switch homes."""
+    from pipeline.config import home
+
+    setting = os.environ.get("DEBRIEF_EMBEDDING_CACHE", "").strip()
+    if setting.lower() in OFF:
+        return None
+    path = Path(setting).expanduser() if setting else home() / FILE
+    key = (str(path), model_sha)
+    with _OPEN_LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = EmbeddingCache(path, model_sha)
+        return _OPEN[key]
+
+
+def close_all() -> None:
+    """Close every open cache file (tests do, between temporary homes)."""
+    with _OPEN_LOCK:
+        for c in _OPEN.values():
+            c.close()
+        _OPEN.clear()
