@@ -123,7 +123,29 @@ def check_home() -> list[Check]:
     else:
         out.append(Check("config", "ok", f"no config file at {cfg} (defaults and environment)"))
     out += check_profile()
+    out += check_cache()
     return out
+
+
+def check_cache() -> list[Check]:
+    import sqlite3
+
+    from pipeline.embed_cache import cache_path, count_rows
+
+    path = cache_path()
+    if path is None:
+        return [Check("embedding cache", "ok", "off (DEBRIEF_EMBEDDING_CACHE)")]
+    if not path.exists():
+        return [Check("embedding cache", "ok", f"none yet at {path} (filled as notes are "
+                                               "reflected)")]
+    try:
+        rows = count_rows(path)
+    except sqlite3.Error as exc:
+        return [Check("embedding cache", "warn",
+                      f"{path} cannot be read ({exc}); notes are embedded as if it were empty",
+                      f"delete {path}; it fills again as notes are reflected.")]
+    return [Check("embedding cache", "ok",
+                  f"{path}: {rows} vectors, {path.stat().st_size / 1e6:.1f} MB")]
 
 
 def check_profile() -> list[Check]:

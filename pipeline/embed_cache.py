@@ -117,20 +117,33 @@ _OPEN: dict[tuple[str, str], EmbeddingCache] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def embedding_cache(model_sha: str) -> EmbeddingCache | None:
-    """The cache file named by DEBRIEF_EMBEDDING_CACHE ("off" for none), else the one in
-    DEBRIEF_HOME; read at call time, as tests switch homes."""
+def cache_path() -> Path | None:
+    """DEBRIEF_EMBEDDING_CACHE (a file, or "off" for none), else the file in DEBRIEF_HOME;
+    read at call time, as tests switch homes."""
     from pipeline.config import home
 
     setting = os.environ.get("DEBRIEF_EMBEDDING_CACHE", "").strip()
     if setting.lower() in OFF:
         return None
-    path = Path(setting).expanduser() if setting else home() / FILE
+    return Path(setting).expanduser() if setting else home() / FILE
+
+
+def embedding_cache(model_sha: str) -> EmbeddingCache | None:
+    path = cache_path()
+    if path is None:
+        return None
     key = (str(path), model_sha)
     with _OPEN_LOCK:
         if key not in _OPEN:
             _OPEN[key] = EmbeddingCache(path, model_sha)
         return _OPEN[key]
+
+
+def count_rows(path: Path) -> int:
+    """Vectors in a cache file, read-only (for doctor); sqlite3.Error when unreadable."""
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                            uri=True)) as con:
+        return int(con.execute("SELECT count(*) FROM vectors").fetchone()[0])
 
 
 def close_all() -> None:

@@ -269,3 +269,22 @@ def test_profile_none_valid_and_broken(indexed_home: Path, monkeypatch: pytest.M
     (indexed_home / "profile.toml").write_text("[criteria]\npay = 11\n", encoding="utf-8")
     broken = check(doctor(exit_code=1), "profile")
     assert broken["status"] == "fail" and "criteria.pay.weight" in broken["detail"]
+
+
+def test_embedding_cache_is_reported_and_a_broken_one_only_warns(
+        indexed_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.embed_cache import FILE, close_all
+
+    assert "none yet" in check(doctor(), "embedding cache")["detail"]
+    assert run_cli("reflect", sorted(NOTES_CLEAR.glob("*.md"))[0], "--json").exit_code == 0
+    cache = check(doctor(), "embedding cache")
+    assert cache["status"] == "ok" and " vectors, " in cache["detail"]
+    assert int(cache["detail"].split(": ")[-1].split()[0]) >= 2
+    close_all()
+    (indexed_home / FILE).write_bytes(b"not a database, " * 512)
+    for suffix in ("-wal", "-shm"):
+        (indexed_home / (FILE + suffix)).unlink(missing_ok=True)
+    broken = check(doctor(), "embedding cache")  # a warning: exit code 0
+    assert broken["status"] == "warn" and "delete" in broken["hint"]
+    monkeypatch.setenv("DEBRIEF_EMBEDDING_CACHE", "off")
+    assert check(doctor(), "embedding cache")["detail"].startswith("off")
