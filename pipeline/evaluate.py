@@ -144,13 +144,15 @@ def _matrix_scores(res: CaseResult, case: EvalCase, matrix: Any) -> None:
 def run_case(case: EvalCase, index: Any, provider: Any, k: int,
              profile: Any = None) -> CaseResult:
     from pipeline.notes import normalize_ws, read_notes
-    from pipeline.recording import current_case
+    from pipeline.prompts import prompt_version
+    from pipeline.recording import current_case, current_prompt
     from pipeline.reflect import reflect
     from pipeline.retrieve import RetrieveOptions, retrieve
 
     res = CaseResult(id=case.id, expected=case.expected, tags=case.tags, gold=case.gold,
                      profile=case.profile)
     token = current_case.set(case.id)
+    prompt_token = current_prompt.set(prompt_version(profile))
     started = time.perf_counter()
     try:
         notes = read_notes(Path(case.path))
@@ -196,6 +198,7 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int,
         res.error = exc.message
     finally:
         current_case.reset(token)
+        current_prompt.reset(prompt_token)
     res.latency_s = round(time.perf_counter() - started, 4)
     res.correct = res.decision is not None and case.expected in ("either", res.decision)
     return res
@@ -310,7 +313,8 @@ def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir:
     from pipeline.compare import compare as rank
     from pipeline.compare import kendall_tau
     from pipeline.notes import read_notes
-    from pipeline.recording import current_case
+    from pipeline.prompts import prompt_version
+    from pipeline.recording import current_case, current_prompt
     from pipeline.reflect import reflect
     from pipeline.retrieve import RetrieveOptions
 
@@ -323,6 +327,7 @@ def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir:
         reflections = []
         for path in sorted(folder.rglob("*.md")):
             token = current_case.set(f"{name}/{path.name}")
+            prompt_token = current_prompt.set(prompt_version(profile))
             try:
                 reflections.append(reflect(read_notes(path), index, provider, profile=profile,
                                            opts=RetrieveOptions(k=k)))
@@ -330,6 +335,7 @@ def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir:
                 res.errors.append(f"{path.name}: {exc.message}")
             finally:
                 current_case.reset(token)
+                current_prompt.reset(prompt_token)
         if reflections:
             comparison = rank(reflections)
             res.predicted = [p.company for p in comparison.processes]
@@ -398,7 +404,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     m = report["metrics"]
     v = report["versions"]
     lines = [f"# debrief eval: {report['mode']}", "",
-             f"Engine {v['engine']} / {v['model']} · prompt {v['prompt_version']} · index "
+             f"Engine {v['engine']} / {v['model']} · prompt {v['prompt_version']}"
+             f"{f' (with a profile: {pv})' if (pv := v.get('profile_prompt_version')) else ''}"
+             f" · index "
              f"{v['index_fingerprint']} · cases {v['cases_digest']} · tool {v['tool']}", "",
              "| metric | value |", "| --- | --- |"]
     for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",

@@ -20,6 +20,10 @@ import httpx
 from pipeline.errors import DebriefError
 
 current_case: contextvars.ContextVar[str] = contextvars.ContextVar("current_case", default="")
+# the prompt the current case is rendered with (reflect-profile-v1 under a profile); part of
+# every key, so a recording says which prompt produced its request
+current_prompt: contextvars.ContextVar[str] = contextvars.ContextVar("current_prompt",
+                                                                     default="")
 _VOLATILE = {"stream", "user", "metadata", "store"}
 
 
@@ -61,6 +65,12 @@ class RecordingStore:
         self.root = Path(root)
         self.prompt_version = prompt_version
 
+    def version(self) -> str:
+        return current_prompt.get() or self.prompt_version
+
+    def key(self, body: dict[str, Any]) -> str:
+        return request_key(body, self.version())
+
     def path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
@@ -88,7 +98,7 @@ class RecordingStore:
         record = {
             "key": key,
             "case": current_case.get(),
-            "canonical": canonical_request(body, self.prompt_version),
+            "canonical": canonical_request(body, self.version()),
             "status": status,
             "response": response,
             "provenance": provenance,
@@ -97,7 +107,7 @@ class RecordingStore:
 
     def explain_miss(self, body: dict[str, Any], key: str) -> str:
         """Name the nearest recording (same case first) and the facets that differ."""
-        canon = canonical_request(body, self.prompt_version)
+        canon = canonical_request(body, self.version())
         want = _facets(canon)
         case = current_case.get()
         best: tuple[int, str, list[str]] | None = None
@@ -124,7 +134,7 @@ class ReplayTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content or b"{}")
-        key = request_key(body, self.store.prompt_version)
+        key = self.store.key(body)
         rec = self.store.load(key)
         if rec is None:
             msg = self.store.explain_miss(body, key)
@@ -149,7 +159,7 @@ class RecordingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content or b"{}")
-        key = request_key(body, self.store.prompt_version)
+        key = self.store.key(body)
         if self.only_missing:
             rec = self.store.load(key)
             if rec is not None:

@@ -145,3 +145,22 @@ def test_committed_recordings_hold_no_secrets() -> None:
         assert not KEY_LIKE.search(text), f"key-like string in {f.name}"
         if f.name != "manifest.json":
             assert json.loads(text)["provenance"]["how"]
+
+
+def test_committed_recordings_name_the_prompt_they_were_made_with() -> None:
+    """A request asking for the decision matrix came from the profile prompt, and says so;
+    every file is named by the key of what it holds."""
+    from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION
+
+    seen = set()
+    for f in (ROOT / "eval" / "recordings").glob("*.json"):
+        if f.name == "manifest.json":
+            continue
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        canon = rec["canonical"]
+        schema = json.dumps([canon["request"].get("tools"), canon["request"].get("response_format")])
+        want = PROFILE_PROMPT_VERSION if '"matrix"' in schema else PROMPT_VERSION
+        assert canon["prompt_version"] == want, f.name
+        assert f.stem == rec["key"] == request_key(canon["request"], want), f.name
+        seen.add(want)
+    assert seen == {PROMPT_VERSION, PROFILE_PROMPT_VERSION}

@@ -94,7 +94,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
         run_profile_cases,
         to_markdown,
     )
-    from pipeline.prompts import PROMPT_VERSION
+    from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION
     from pipeline.schema import SCHEMA_VERSION
 
     if (record or record_missing) and mode != "openai":
@@ -153,7 +153,8 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
                 write_text(manifest_path, json.dumps({
                     "model": live.model, "structured_output": live.method,
                     "max_tokens": max_tokens,
-                    "prompt_version": PROMPT_VERSION, "server": provenance["server"],
+                    "prompt_versions": [PROMPT_VERSION, PROFILE_PROMPT_VERSION],
+                    "server": provenance["server"],
                     "note": "replay uses this model name and method so request keys match",
                 }, indent=2) + "\n")
             else:
@@ -181,6 +182,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     report = {
         "mode": mode,
         "versions": {"tool": __version__, "prompt_version": PROMPT_VERSION,
+                     "profile_prompt_version": PROFILE_PROMPT_VERSION,
                      "schema_version": SCHEMA_VERSION, "index_fingerprint": index.fingerprint(),
                      "engine": provider.name, "model": provider.model,
                      "cases_digest": cases_digest(cases + profile_cases)},
