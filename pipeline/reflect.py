@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from pipeline.errors import ModelAnswerInvalid
 from pipeline.index import AdviceIndex
+from pipeline.language import language_notice
 from pipeline.llm.base import Attempt, Message, Provider
 from pipeline.notes import Notes
 from pipeline.profile import Profile
@@ -84,4 +85,5 @@ def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
                         stance=p.stance, source=p.source, score=p.score, text=p.text)
                  for p in retrieval.passages],
         ignored_lines=retrieval.ignored,
+        notices=[n for n in (language_notice(notes.body, provider.name),) if n],
     )

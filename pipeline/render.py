@@ -48,7 +48,9 @@ def _cell(text: str) -> str:
 def to_markdown(r: Reflection, *, show_sources: bool = True) -> str:
     who = r.notes.company + (f" — {r.notes.role}" if r.notes.role else "")
     verdict = "KEEP PURSUING" if r.decision == "keep" else "DECLINE"
-    out = [f"# {who}: {verdict} (confidence {r.confidence:.2f})", "", r.summary, ""]
+    out = [f"# {who}: {verdict} (confidence {r.confidence:.2f})", ""]
+    out += [f"> **Note:** {notice}\n" for notice in r.notices]
+    out += [r.summary, ""]
     out += ["## Why", ""]
     for reason in r.reasons:
         arrow = "+" if reason.supports == "keep" else "−"

@@ -98,6 +98,9 @@ class Reflection(ReflectionDraft):
     ignored_lines: list[str] = Field(
         default_factory=list, description="Lines in the notes treated as injection attempts."
     )
+    notices: list[str] = Field(
+        default_factory=list,
+        description="What limits this reflection, e.g. notes not in English.")
     matrix: DecisionMatrix | None = Field(
         default=None, description="The weighted criteria, when a priorities profile is set.")
 
