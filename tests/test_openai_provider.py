@@ -336,3 +336,16 @@ def test_base_url_flag_without_key_uses_openai(indexed_home: Path, httpserver: H
     assert Reflection.model_validate_json(result.stdout).engine == "openai"
 
 
+
+
+def test_a_server_refusing_the_schema_method_gets_a_hint(openai_env: HTTPServer) -> None:
+    """llama.cpp's server answers json_schema with a 500 naming response_format (FACTS.md)."""
+    body = {"error": {"message": "response_format type must be one of \"text\" or "
+                                 "\"json_object\", got json_schema", "type": "server_error"}}
+    fake = FakeOpenAI(openai_env, [lambda s: Response(json.dumps(body), status=500,
+                                                      content_type="application/json")])
+    result = reflect("--structured-output", "json_schema", "--max-retries", 0)
+    fake.check()
+    assert_one_line_error(result, "HTTP 500", "response_format",
+                          "may not take --structured-output json_schema",
+                          "try function_calling or json_mode")

@@ -96,7 +96,8 @@ class OpenAIProvider:
         except openai.APIConnectionError as exc:
             raise ProviderError(_connection_message(exc, self._where())) from None
         except openai.APIStatusError as exc:
-            raise ProviderError(f"the model server answered HTTP {exc.status_code}: {_msg(exc)}") from None
+            raise ProviderError(f"the model server answered HTTP {exc.status_code}: {_msg(exc)}"
+                                f"{self._method_hint(exc)}") from None
         except pydantic.ValidationError as exc:
             # json_schema: the SDK validates the answer itself; feed the errors back for a retry
             return Attempt(None, "", _msg(exc))
@@ -122,6 +123,16 @@ class OpenAIProvider:
         if parsed is None and not err:
             err = "no structured result in the answer"
         return Attempt(parsed, raw, str(err)[:2000] if err else None, _ints(usage))
+
+    def _method_hint(self, exc: Exception) -> str:
+        """Servers differ in how they take a schema (llama.cpp refuses json_schema; some
+        builds refuse tools); when the refusal names that part, say which setting to try."""
+        text = _msg(exc).lower()
+        if not any(w in text for w in ("response_format", "json_schema", "tool", "function")):
+            return ""
+        others = [m for m in METHODS if m != self.method]
+        return (f" (this server may not take --structured-output {self.method}; try "
+                f"{' or '.join(others)})")
 
     def _invoke(self, runnable: Any, messages: list[Message]) -> Any:
         """A body cut short (a proxy, a server restarting) is as passing as a 5xx, but the
