@@ -57,6 +57,8 @@ def _facets(canon: dict[str, Any]) -> dict[str, str]:
     facets["system message"] = _digest([m for m in msgs if m.get("role") == "system"])
     facets["notes/user message"] = _digest([m for m in msgs if m.get("role") == "user"][:1])
     facets["turns"] = str(len(msgs))
+    # a retry carries the model's earlier answer and the validation feedback
+    facets["retry turns (earlier answer, feedback)"] = _digest(msgs[2:])
     return facets
 
 

@@ -164,3 +164,18 @@ def test_committed_recordings_name_the_prompt_they_were_made_with() -> None:
         assert f.stem == rec["key"] == request_key(canon["request"], want), f.name
         seen.add(want)
     assert seen == {PROMPT_VERSION, PROFILE_PROMPT_VERSION}
+
+
+def test_a_missed_retry_names_the_retry_turns(tmp_path: Path) -> None:
+    from pipeline.recording import RecordingStore
+
+    store = RecordingStore(tmp_path, "reflect-v1")
+    first = [{"role": "system", "content": "s"}, {"role": "user", "content": "notes"}]
+    retry = [*first, {"role": "assistant", "content": "{}"},
+             {"role": "user", "content": "Your previous answer failed validation: A"}]
+    body = {"model": "m", "messages": retry, "temperature": 0}
+    store.save(request_key(body, "reflect-v1"), body, 200, {}, {"how": "test"})
+    changed = {**body, "messages": [*retry[:3], {"role": "user", "content": "... B"}]}
+    why = store.explain_miss(changed, request_key(changed, "reflect-v1"))
+    assert why.endswith("'debrief eval --mode openai --record-missing'.")
+    assert "differs in retry turns (earlier answer, feedback). " in why
