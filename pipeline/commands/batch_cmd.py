@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from pipeline.commands.batch_progress import Lines, run_with_progress
+from pipeline.commands.batch_progress import run_reported
 from pipeline.commands.options import (
     corpus_option,
     index_options,
@@ -64,7 +63,7 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
     Exit codes: 0 all done, 1 some notes failed (listed in the digest), 2 bad folder,
     configuration, or another batch running.
     """
-    from pipeline.batch import BatchOptions, run_batch
+    from pipeline.batch import BatchOptions
     from pipeline.profile import load_profile
 
     opts = BatchOptions(notes_dir=notes_dir, out_dir=out_dir, concurrency=concurrency,
@@ -74,10 +73,7 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
                         max_tokens=max_tokens, max_retries=max_retries, collection=collection,
                         chroma_url=chroma_url, corpus_dirs=corpus_dirs,
                         profile=load_profile(profile_path, enabled=not no_profile))
-    if sys.stderr.isatty() and not as_json:
-        report = run_with_progress(opts, "debrief batch")
-    else:
-        report = run_batch(opts, Lines("debrief batch", quiet=as_json))
+    report = run_reported(opts, "debrief batch", quiet=as_json)
 
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

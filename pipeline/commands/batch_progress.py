@@ -31,6 +31,17 @@ class Lines:
                        f"{r.seconds:.1f} s [{r.reason}]", err=True)
 
 
+def run_reported(opts: Any, prog: str, *, quiet: bool) -> Any:
+    """``run_batch`` with the bar on a terminal (unless ``quiet``), plain lines otherwise."""
+    import sys
+
+    from pipeline.batch import run_batch
+
+    if sys.stderr.isatty() and not quiet:
+        return run_with_progress(opts, prog)
+    return run_batch(opts, Lines(prog, quiet=quiet))
+
+
 def run_with_progress(opts: Any, prog: str) -> Any:
     """``run_batch`` with a progress bar on stderr; its log lines print above the bar."""
     from rich.console import Console

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.commands.batch_progress import Lines, run_with_progress
+from pipeline.commands.batch_progress import run_reported
 from pipeline.commands.options import (
     corpus_option,
     index_options,
@@ -76,7 +76,7 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
     Exit codes: 0 ranked, 1 some notes failed (listed in the report, not ranked),
     2 bad folder, no notes, a bad --out or configuration.
     """
-    from pipeline.batch import BatchOptions, resolve_dirs, run_batch, scan
+    from pipeline.batch import BatchOptions, resolve_dirs, scan
     from pipeline.profile import load_profile
 
     root, out_dir = resolve_dirs(notes_dir, None)
@@ -91,10 +91,7 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
                         max_tokens=max_tokens, max_retries=max_retries, collection=collection,
                         chroma_url=chroma_url, corpus_dirs=corpus_dirs,
                         profile=load_profile(profile_path, enabled=not no_profile))
-    if sys.stderr.isatty() and not as_json:
-        report = run_with_progress(opts, "debrief compare")
-    else:
-        report = run_batch(opts, Lines("debrief compare", quiet=as_json))
+    report = run_reported(opts, "debrief compare", quiet=as_json)
 
     reflections, failed = load_reflections(report.out_dir)
     from pipeline.compare import compare as rank
