@@ -130,6 +130,19 @@ def indexed_home(debrief_env: Path, built_index: BuiltIndex) -> Path:
     return debrief_env
 
 
+@contextlib.contextmanager
+def private_indexed_home(base: Path, built: BuiltIndex) -> Iterator[Path]:
+    """For a module-scoped fixture: ``base/home`` holding a copy of the session's index,
+    the environment cleaned as for a test, and Chroma released afterwards."""
+    home = base / "home"
+    home.mkdir()
+    shutil.copytree(built.chroma, home / "chroma")
+    with pytest.MonkeyPatch.context() as mp:
+        _clean_env(mp, home)
+        yield home
+    _release_chroma(str(base))
+
+
 @pytest.fixture
 def unused_port() -> int:
     """A 127.0.0.1 port nothing listens on."""

@@ -27,10 +27,9 @@ from conftest import (
     LAKEMONT_ROUND_1_TEXT,
     NOTES_CLEAR,
     BuiltIndex,
-    _clean_env,
-    _release_chroma,
     assert_one_line_error,
     describe,
+    private_indexed_home,
     run_cli,
     tree,
 )
@@ -143,13 +142,8 @@ def first_run(built_index: BuiltIndex, tmp_path_factory: pytest.TempPathFactory)
     notes = base / "notes"
     rels = make_notes(notes)
     before = tree(notes)
-    home = base / "home"
-    home.mkdir()
-    shutil.copytree(built_index.chroma, home / "chroma")
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp, home)
+    with private_indexed_home(base, built_index):
         result, data = batch(notes)
-    _release_chroma(str(base))
     return FirstRun(notes, rels, before, result, data)
 
 

@@ -19,10 +19,9 @@ from conftest import (
     LAKEMONT_ROUND_1_TEXT,
     NOTES_CLEAR,
     BuiltIndex,
-    _clean_env,
-    _release_chroma,
     assert_one_line_error,
     describe,
+    private_indexed_home,
     run_cli,
     tree,
 )
@@ -122,13 +121,8 @@ def first_run(built_index: BuiltIndex, tmp_path_factory: pytest.TempPathFactory)
     before = tree(notes, skip=None)
     profile = base / "profile.toml"
     profile.write_text(PROFILE, encoding="utf-8")
-    home = base / "home"
-    home.mkdir()
-    shutil.copytree(built_index.chroma, home / "chroma")
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp, home)
+    with private_indexed_home(base, built_index):
         result, data = compare_json(notes, "--profile", profile)
-    _release_chroma(str(base))
     return FirstRun(notes, profile, before, result, data)
 
 
