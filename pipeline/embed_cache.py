@@ -36,6 +36,7 @@ class EmbeddingCache:
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
         self._broken = False
+        self._rows = 0  # rows in the file, an upper bound kept without counting each time
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(self._salt + text.encode("utf-8", "surrogatepass")).digest()
@@ -47,8 +48,11 @@ class EmbeddingCache:
                 con = sqlite3.connect(self.path, timeout=5, check_same_thread=False,
                                       isolation_level=None)
                 con.execute("PRAGMA journal_mode=WAL")
+                # a lost last write only means embedding that text again: no fsync per commit
+                con.execute("PRAGMA synchronous=NORMAL")
                 con.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, "
                             "vec BLOB NOT NULL, used REAL NOT NULL)")
+                (self._rows,) = con.execute("SELECT count(*) FROM vectors").fetchone()
                 self._con = con
             except (OSError, sqlite3.Error):
                 self._broken = True
@@ -79,10 +83,12 @@ class EmbeddingCache:
                     marks = ",".join("?" * len(part))
                     found.update(con.execute(
                         f"SELECT key, vec FROM vectors WHERE key IN ({marks})", part).fetchall())
-                if found:
+                if found:  # one transaction, not one per row
                     now = time.time()
+                    con.execute("BEGIN")
                     con.executemany("UPDATE vectors SET used = ? WHERE key = ?",
                                     [(now, k) for k in found])
+                    con.execute("COMMIT")
             except sqlite3.Error:
                 self._fail()
                 return {}
@@ -104,10 +110,13 @@ class EmbeddingCache:
             try:
                 con.execute("BEGIN")
                 con.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
-                (count,) = con.execute("SELECT count(*) FROM vectors").fetchone()
-                if count > self._max_rows:
-                    con.execute("DELETE FROM vectors WHERE key IN (SELECT key FROM vectors "
-                                "ORDER BY used LIMIT ?)", (count - self._max_rows,))
+                self._rows += len(rows)  # an upper bound: a replaced row is counted again
+                if self._rows > self._max_rows:  # count for real only when it may be over
+                    (count,) = con.execute("SELECT count(*) FROM vectors").fetchone()
+                    if count > self._max_rows:
+                        con.execute("DELETE FROM vectors WHERE key IN (SELECT key FROM "
+                                    "vectors ORDER BY used LIMIT ?)", (count - self._max_rows,))
+                    self._rows = min(count, self._max_rows)
                 con.execute("COMMIT")
             except sqlite3.Error:
                 self._fail()
