@@ -403,10 +403,11 @@ def load_baseline(path: Path) -> dict[str, Any]:
 def to_markdown(report: dict[str, Any]) -> str:
     m = report["metrics"]
     v = report["versions"]
+    prompt = v["prompt_version"]
+    if v.get("profile_prompt_version"):  # reports before it was recorded lack it
+        prompt += f" (with a profile: {v['profile_prompt_version']})"
     lines = [f"# debrief eval: {report['mode']}", "",
-             f"Engine {v['engine']} / {v['model']} · prompt {v['prompt_version']}"
-             f"{f' (with a profile: {pv})' if (pv := v.get('profile_prompt_version')) else ''}"
-             f" · index "
+             f"Engine {v['engine']} / {v['model']} · prompt {prompt} · index "
              f"{v['index_fingerprint']} · cases {v['cases_digest']} · tool {v['tool']}", "",
              "| metric | value |", "| --- | --- |"]
     for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
