@@ -128,7 +128,8 @@ class OpenAIProvider:
         """Servers differ in how they take a schema (llama.cpp refuses json_schema; some
         builds refuse tools); when the refusal names that part, say which setting to try."""
         text = _msg(exc).lower()
-        if not any(w in text for w in ("response_format", "json_schema", "tool", "function")):
+        if not any(w in text for w in ("response_format", "json_schema", "tool",
+                                       "function call")):
             return ""
         others = [m for m in METHODS if m != self.method]
         return (f" (this server may not take --structured-output {self.method}; try "
