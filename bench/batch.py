@@ -126,7 +126,7 @@ def naive_loop(paths: list[Path], url: str, k: int = 8) -> float:
     from langchain_openai import ChatOpenAI
 
     from pipeline.corpus import chunk_corpus, load_corpus
-    from pipeline.embedding import LocalMiniLM
+    from pipeline.index.embedding import LocalMiniLM
     from pipeline.notes import read_notes
     from pipeline.prompts import render_messages
     from pipeline.resources import corpus_dir
@@ -210,12 +210,13 @@ def main() -> None:
                   f"{statistics.median(per_note):.2f} s, max {max(per_note):.2f} s")
 
         # where the rest of the time goes: retrieval alone, sequential, same notes
-        from pipeline import runtime
+        from pipeline.index.open import open_index
         from pipeline.notes import read_notes
         from pipeline.retrieve import retrieve
+        from pipeline.settings import IndexSettings
 
         os.environ["DEBRIEF_EMBEDDING_CACHE"] = "off"  # the floor of notes never seen
-        index = runtime.open_index(None, "advice")
+        index = open_index(IndexSettings(collection="advice"))
         index.embedder.embed(["warm up"])
         t = time.perf_counter()
         for p in paths:

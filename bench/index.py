@@ -30,7 +30,7 @@ def _stock_embedder(tmp: Path):
     """The stock class, pointed at a folder holding the same six files (no download)."""
     from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-    from pipeline.embedding import model_path
+    from pipeline.index.embedding import model_path
     from pipeline.resources import tokenizer_dir
 
     onnx = tmp / "onnx"
@@ -70,7 +70,7 @@ def main() -> None:
     import numpy as np
 
     from pipeline.corpus import chunk_corpus, load_corpus
-    from pipeline.embedding import LocalMiniLM
+    from pipeline.index.embedding import LocalMiniLM
     from pipeline.resources import corpus_dir
 
     chunks = [c.embed_text for c in chunk_corpus(load_corpus([corpus_dir()]))]
@@ -91,13 +91,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, DEBRIEF_HOME=home, ANONYMIZED_TELEMETRY="False")
         os.environ.update(DEBRIEF_HOME=home)
-        from pipeline import runtime
+        from pipeline.index.open import open_index
+        from pipeline.settings import IndexSettings
 
-        idx = runtime.open_index(None, "advice")
+        idx = open_index(IndexSettings(collection="advice"))
         t = time.perf_counter()
-        idx.build(runtime.corpus_dirs())
+        idx.build(IndexSettings().corpus_folders())
         t_full = time.perf_counter() - t
-        t_noop = _best(lambda: idx.build(runtime.corpus_dirs()), args.repeat)
+        t_noop = _best(lambda: idx.build(IndexSettings().corpus_folders()), args.repeat)
         print(f"index: full build {t_full:.2f}s, unchanged re-index {t_noop:.3f}s "
               f"(target <= 0.3s), ratio x{t_full / t_noop:.0f}")
 

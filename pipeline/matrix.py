@@ -7,6 +7,7 @@ here, deterministically, from the person's own weights.
 
 from __future__ import annotations
 
+from pipeline.letters import withdrawal
 from pipeline.notes import Notes
 from pipeline.profile import HIGH_WEIGHT, Profile, criterion_question
 from pipeline.retrieve import Retrieval
@@ -14,6 +15,7 @@ from pipeline.schema import (
     DecisionMatrix,
     MatrixDraft,
     MatrixRow,
+    MustHaveCheck,
     NextStep,
     ProfiledDraft,
     Reason,
@@ -98,8 +100,6 @@ def build_matrix(m: MatrixDraft, profile: Profile) -> DecisionMatrix:
             for h in m.deal_breakers if _key(h.deal_breaker) in canon]
     musts = {_key(x): x for x in profile.must_haves}
     checks = {_key(c.must_have): c for c in m.must_haves if _key(c.must_have) in musts}
-    from pipeline.schema import MustHaveCheck
-
     must_rows = [checks[k].model_copy(update={"must_have": musts[k]}) if k in checks
                  else MustHaveCheck(must_have=musts[k], status="unknown") for k in musts]
     open_hits = [h for h in hits if not h.resolved]
@@ -143,8 +143,6 @@ def apply_matrix(draft: ProfiledDraft, profile: Profile, notes: Notes,
 def _force_decline(base: ReflectionDraft, matrix: DecisionMatrix, notes: Notes,
                    retrieval: Retrieval) -> ReflectionDraft:
     """A deal-breaker (or unmet must-have) the notes show decides, whatever else they say."""
-    from pipeline.llm.offline import withdrawal
-
     hit = next((h for h in matrix.deal_breakers if not h.resolved), None)
     reasons = list(base.reasons)
     if hit is not None:

@@ -1,4 +1,4 @@
-"""Read one notes file: checks, front matter, body, and the sentences evidence is quoted from."""
+"""Read one notes file: checks, front matter and body; the date and company it is about."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.errors import DebriefError
+from pipeline.files import MAX_NOTES_BYTES, read_capped
 
-MAX_NOTES_BYTES = 200 * 1024
 _FRONT_MATTER_FIELDS = ("company", "role", "date", "round", "interviewers", "current_job",
                         "current_pay", "location")
 
@@ -78,14 +78,17 @@ def _meta_from(raw: dict[Any, Any]) -> NotesMeta:
     return NotesMeta(**fields, extra=extra)
 
 
-def parse_notes(data: bytes, path: str) -> Notes:
-    """Validate raw bytes and split front matter from body. Raises DebriefError on bad input."""
+def too_big(name: str, size: int) -> DebriefError:
+    return DebriefError(f"{name}: notes are {size // 1024} KB, over the 200 KB limit; split "
+                        "them into one file per interview.")
+
+
+def parse_notes(data: bytes, path: str, size: int | None = None) -> Notes:
+    """Validate raw bytes and split front matter from body. Raises DebriefError on bad input.
+    ``size`` is the file's size when ``data`` was read capped."""
     name = path
     if len(data) > MAX_NOTES_BYTES:
-        raise DebriefError(
-            f"{name}: notes are {len(data) // 1024} KB, over the 200 KB limit; split them into "
-            "one file per interview."
-        )
+        raise too_big(name, max(size or 0, len(data)))
     if b"\x00" in data:
         raise DebriefError(f"{name}: looks like a binary file, not text notes.")
     try:
@@ -139,91 +142,7 @@ def read_notes(path: Path) -> Notes:
     if path.is_dir():
         raise DebriefError(f"{path}: is a folder; give one notes file (or use 'debrief batch').")
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_NOTES_BYTES + 1)
-            if len(data) > MAX_NOTES_BYTES:
-                data += fh.read()
+        data, st = read_capped(path)
     except OSError as exc:
         raise DebriefError(f"{path}: cannot read ({exc.strerror or exc}).") from None
-    return parse_notes(data, str(path))
-
-
-# --- sentences ---------------------------------------------------------------------------
-
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
-_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)]|#+)\s+")
-_SEG = None
-
-
-def _segmenter():
-    global _SEG
-    if _SEG is None:
-        import pysbd
-
-        _SEG = pysbd.Segmenter(language="en", clean=False, char_span=True)
-    return _SEG
-
-
-def normalize_ws(text: str) -> str:
-    return " ".join(text.split())
-
-
-def units(body: str) -> list[str]:
-    """Paragraphs and list items, with soft-wrapped continuation lines joined back on."""
-    units: list[str] = []
-    # a comment separates units: text on both sides of an inline one must not be joined
-    # into a "sentence" that does not occur in the notes
-    body = _COMMENT.sub("\n\n", body)
-    for line in body.split("\n"):
-        if not line.strip() or set(line.strip()) <= set("-=*_"):
-            units.append("")
-        elif (units and units[-1] and not _BULLET.match(line) and not units[-1].startswith("#")
-              and not line.lstrip().startswith(("|", ">"))):
-            units[-1] = f"{units[-1]} {line.strip()}"
-        else:
-            units.append(line.strip())
-    return [u for u in units if u]
-
-
-def sentences(body: str, *, max_len: int = 400) -> list[str]:
-    """Split notes into quotable units: one per line item, then per sentence.
-
-    Every returned string occurs verbatim in the body (whitespace-normalised), which is what
-    the quote check relies on. Markdown bullets and heading marks are stripped off the front.
-    """
-    out: list[str] = []
-    for line in units(body):
-        line = _BULLET.sub("", line).strip()
-        if len(line) < 3 or set(line) <= set("-=*_#|: "):
-            continue
-        spans: list[tuple[int, int]]
-        if len(line) > 5000:
-            spans = [(i, min(i + max_len, len(line))) for i in range(0, len(line), max_len)]
-        else:
-            try:
-                # offsets, not strings: pysbd's strings can differ from the input ("<! --")
-                spans = [(sp.start, sp.end) for sp in _segmenter().segment(line)]
-            except Exception:  # pysbd has regex edge cases; fall back to the whole line
-                spans = []
-            spans = [(a, b) for a, b in spans if line[a:b].strip()] or [(0, len(line))]
-        merged: list[tuple[int, int]] = []
-        for a, b in spans:
-            # "Unpaid." or "Gut: no." alone says little; keep it with its neighbour, cutting the
-            # line by offsets so the joined text is exactly what the notes say
-            if merged and (len(line[a:b].split()) < 3
-                           or len(line[merged[-1][0]:merged[-1][1]].split()) < 3):
-                merged[-1] = (merged[-1][0], b)
-            else:
-                merged.append((a, b))
-        for a, b in merged:
-            part = normalize_ws(line[a:b]).strip()
-            if len(part) < 3:
-                continue
-            while len(part) > max_len:
-                cut = part.rfind(" ", 0, max_len)
-                cut = cut if cut > max_len // 2 else max_len
-                out.append(part[:cut].strip())
-                part = part[cut:].strip()
-            if part:
-                out.append(part)
-    return out
+    return parse_notes(data, str(path), st.st_size)

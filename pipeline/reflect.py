@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.errors import ModelAnswerInvalid
-from pipeline.index import AdviceIndex
+from pipeline.errors import DebriefError, ModelAnswerInvalid
+from pipeline.index.chroma import AdviceIndex
 from pipeline.language import language_notice
 from pipeline.llm.base import Attempt, Message, Provider
+from pipeline.matrix import apply_matrix
 from pipeline.notes import Notes
 from pipeline.profile import Profile
 from pipeline.prompts import prompt_version, render_messages
@@ -61,15 +62,11 @@ def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
         status("retrieving advice")
     retrieval = retrieval or retrieve(notes, index, opts)
     if not retrieval.passages:
-        from pipeline.errors import DebriefError
-
         raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
     attempt, attempts = generate(provider, notes, retrieval, status, trace, profile)
     assert attempt.draft is not None
     draft, matrix = attempt.draft, None
     if profile is not None:
-        from pipeline.matrix import apply_matrix
-
         draft, matrix = apply_matrix(attempt.draft, profile, notes, retrieval)  # type: ignore[arg-type]
     return Reflection(
         **draft.model_dump(),

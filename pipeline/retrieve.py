@@ -12,8 +12,9 @@ import numpy as np
 from pydantic import BaseModel
 
 from pipeline.guard import injection_lines
-from pipeline.index import AdviceIndex
-from pipeline.notes import Notes, sentences
+from pipeline.index.chroma import AdviceIndex
+from pipeline.notes import Notes
+from pipeline.text import sentences
 
 MAX_SENTENCES = 60
 CUE_MIN = 0.45  # below this cosine a cue line says nothing about a sentence

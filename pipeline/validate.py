@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 from pipeline.guard import is_injection
-from pipeline.notes import Notes, normalize_ws
+from pipeline.matrix import matrix_problems
+from pipeline.notes import Notes
 from pipeline.profile import Profile
 from pipeline.retrieve import Retrieval
 from pipeline.schema import ReflectionDraft
-
-MIN_QUOTE_CHARS = 8
-
-
-def _canon(text: str) -> str:
-    # whitespace-normalised, with typographic quotes folded so a model's curly quote still matches
-    table = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
-    return normalize_ws(text.translate(table)).strip()
+from pipeline.text import MIN_QUOTE_CHARS, canon
 
 
 def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
              profile: Profile | None = None) -> list[str]:
     """Every reason that makes this draft unfit to show; empty when it is valid."""
     found: list[str] = []
-    body = _canon(notes.body)
+    body = canon(notes.body)
     retrieved = {p.id for p in retrieval.passages}
-    ignored = [_canon(s) for s in retrieval.ignored]
+    ignored = [canon(s) for s in retrieval.ignored]
 
     def check(field: str, quote: str, ids: list[str] | None) -> list[str]:
         out = []
-        q = _canon(quote).strip("\"' ")
+        q = canon(quote).strip("\"' ")
         if len(q) < MIN_QUOTE_CHARS:
             out.append(f"{field}.quote is too short to be evidence: {quote!r}")
         elif q not in body:
@@ -60,7 +54,5 @@ def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
         if matrix is None:
             found.append("matrix is missing; score the profile's criteria")
         else:
-            from pipeline.matrix import matrix_problems
-
             found += matrix_problems(matrix, profile, check)
     return found

@@ -90,7 +90,7 @@ def debrief_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         if name.startswith("DEBRIEF_"):
             os.environ.pop(name, None)
     _release_chroma(str(tmp_path) + os.sep)
-    from pipeline.embed_cache import close_all
+    from pipeline.index.embed_cache import close_all
 
     close_all()
 
@@ -112,10 +112,11 @@ def built_index(tmp_path_factory: pytest.TempPathFactory) -> BuiltIndex:
     home = tmp_path_factory.mktemp("session-home")
     with pytest.MonkeyPatch.context() as mp:
         _clean_env(mp, home)
-        from pipeline import runtime
+        from pipeline.index.open import open_index
+        from pipeline.settings import IndexSettings
 
-        idx = runtime.open_index(None, "advice")
-        report = idx.build(runtime.corpus_dirs())
+        idx = open_index(IndexSettings(collection="advice"))
+        report = idx.build(IndexSettings().corpus_folders())
         idx.client.close()
         _release_chroma(str(home) + os.sep)
     return BuiltIndex(chroma=home / "chroma", docs=report.docs, chunks=report.chunks,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pipeline.notes import normalize_ws, sentences
+from pipeline.text import normalize_ws, sentences
 
 FAULTS = (
     "429-retry-after",    # 429 with Retry-After: 0

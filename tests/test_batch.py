@@ -35,7 +35,9 @@ from conftest import (
 )
 from fake_openai import FINGERPRINT, FakeOpenAI
 
-from pipeline.batch import Identity, due_reason, output_names, peek_fingerprint
+from pipeline.batch.layout import output_names
+from pipeline.batch.plan import Identity, due_reason
+from pipeline.index.peek import peek_fingerprint
 from pipeline.schema import Reflection
 
 FAKE = Path(__file__).resolve().parent / "fake_openai.py"
@@ -193,13 +195,14 @@ def test_json_summary_shape(first_run: FirstRun) -> None:
 
 def test_rerun_is_lazy_and_an_edit_redoes_one(copied: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import embedding, runtime
+    from pipeline.batch import run as batch_run
+    from pipeline.index import embedding
 
     def forbidden(*a: object, **k: object) -> None:
         raise AssertionError("a run with nothing to do opened the model, index or provider")
 
     with monkeypatch.context() as mp:
-        for mod, name in ((runtime, "make_provider"), (runtime, "open_index"),
+        for mod, name in ((batch_run, "make_provider"), (batch_run, "open_index"),
                           (embedding, "get_embedder")):
             mp.setattr(mod, name, forbidden)
         result, data = batch(copied)
@@ -224,10 +227,11 @@ def test_rerun_is_lazy_and_an_edit_redoes_one(copied: Path,
 
 def test_peek_reads_the_same_fingerprint_as_the_index(indexed_home: Path,
                                                       built_index: BuiltIndex) -> None:
-    from pipeline import runtime
+    from pipeline.index.open import open_index
+    from pipeline.settings import IndexSettings
 
     assert peek_fingerprint("advice") == built_index.fingerprint
-    assert runtime.open_index(None, "advice").fingerprint() == built_index.fingerprint
+    assert open_index(IndexSettings(collection="advice")).fingerprint() == built_index.fingerprint
     assert peek_fingerprint("no-such-collection") is None
 
 

@@ -32,7 +32,7 @@ from conftest import (
     write_advice_doc,
 )
 
-from pipeline.embed_cache import FILE
+from pipeline.home import EMBEDDING_CACHE as FILE
 from pipeline.schema import Reflection
 
 pytestmark = pytest.mark.server

@@ -26,7 +26,9 @@ from conftest import (
     tree,
 )
 
-from pipeline.compare import Comparison, compare, kendall_tau, stage, to_markdown
+from pipeline.evaluate.metrics import kendall_tau
+from pipeline.rank import Ranking, rank_processes, stage
+from pipeline.render.ranking import ranking_markdown
 from pipeline.schema import (
     Angle,
     DecisionMatrix,
@@ -181,7 +183,7 @@ def test_json_has_the_fields(first_run: FirstRun) -> None:
     data = first_run.data
     assert set(data) == {"processes", "separating", "leverage", "profile", "failed"}
     assert data["failed"] == []
-    Comparison.model_validate({k: v for k, v in data.items() if k != "failed"})
+    Ranking.model_validate({k: v for k, v in data.items() if k != "failed"})
     for p in data["processes"]:
         assert {"rank", "company", "decision", "confidence", "score", "total", "stage",
                 "latest", "history", "unknown", "unknown_high", "withdraw",
@@ -199,7 +201,8 @@ def test_the_notes_are_left_byte_for_byte(first_run: FirstRun) -> None:
 
 def test_a_second_run_reflects_nothing_and_an_edit_redoes_one(
         first_run: FirstRun, copied: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline import embedding, runtime
+    from pipeline.batch import run as batch_run
+    from pipeline.index import embedding
 
     before = tree(copied, skip=None)
 
@@ -207,7 +210,7 @@ def test_a_second_run_reflects_nothing_and_an_edit_redoes_one(
         raise AssertionError("a compare with nothing new opened the model, index or provider")
 
     with monkeypatch.context() as mp:
-        for mod, name in ((runtime, "make_provider"), (runtime, "open_index"),
+        for mod, name in ((batch_run, "make_provider"), (batch_run, "open_index"),
                           (embedding, "get_embedder")):
             mp.setattr(mod, name, forbidden)
         result, data = compare_json(copied, "--profile", first_run.profile)
@@ -288,7 +291,7 @@ def test_failed_notes_are_listed_never_dropped(first_run: FirstRun, copied: Path
 
     # a reflection that cannot be read back is a failure too, not a silent gap
     (copied / ".debrief" / "glowroot.json").write_text("{}", encoding="utf-8")
-    from pipeline.commands.compare_cmd import load_reflections
+    from pipeline.batch.outputs import load_reflections
 
     reflections, failed = load_reflections(copied / ".debrief")
     assert len(reflections) == 4
@@ -325,7 +328,7 @@ def test_terminal_view_shows_every_section(first_run: FirstRun, capsys: pytest.C
     monkeypatch.setenv("COLUMNS", "200")
 
     data = {k: v for k, v in first_run.data.items() if k != "failed"}
-    _show(Comparison.model_validate(data), [("bad.md", "the notes file is empty.")])
+    _show(Ranking.model_validate(data), [("bad.md", "the notes file is empty.")])
     out = capsys.readouterr().out
     for text in (*COMPANIES, "Withdraw from Glowroot Skincare", "Earlier rounds",
                  LAKEMONT_ROUND_1, "Failed (1)", "bad.md: the notes file is empty."):
@@ -363,7 +366,7 @@ def reflection(company: str, decision: str = "keep", confidence: float = 0.8, *,
 
 
 def test_compare_without_a_profile_ranks_keeps_by_confidence() -> None:
-    c = compare([reflection("B", confidence=0.6), reflection("A", confidence=0.9),
+    c = rank_processes([reflection("B", confidence=0.6), reflection("A", confidence=0.9),
                  reflection("C", "decline", 0.95), reflection("D", confidence=0.6)])
     assert [p.company for p in c.processes] == ["A", "B", "D", "C"]  # a tie: by name
     assert [p.score for p in c.processes] == [0.9, 0.6, 0.6, -0.95]
@@ -373,7 +376,7 @@ def test_compare_without_a_profile_ranks_keeps_by_confidence() -> None:
 
 
 def test_compare_takes_the_latest_round_by_date_then_stage() -> None:
-    c = compare([reflection("Acme", "decline", 0.7, date="2026-03-01", round_="2", path="c.md"),
+    c = rank_processes([reflection("Acme", "decline", 0.7, date="2026-03-01", round_="2", path="c.md"),
                  reflection("Acme", "keep", 0.9, date="2026-02-01", round_="1", path="b.md"),
                  reflection("Acme", "keep", 0.8, date="2026-03-01", round_="1", path="a.md")])
     (p,) = c.processes
@@ -383,7 +386,7 @@ def test_compare_takes_the_latest_round_by_date_then_stage() -> None:
 
 
 def test_compare_with_a_matrix_separates_the_top_two_and_finds_leverage() -> None:
-    c = compare([
+    c = rank_processes([
         reflection("Low", scores={"pay": 1, "growth": 1, "manager_team": None}, round_="1"),
         reflection("High", scores={"pay": 2, "growth": 0, "manager_team": 1}, round_="offer"),
         reflection("Broken", "decline", scores={"pay": 2, "growth": 2, "manager_team": 2},
@@ -397,7 +400,7 @@ def test_compare_with_a_matrix_separates_the_top_two_and_finds_leverage() -> Non
     assert [(lv.source, lv.target) for lv in c.leverage] == [("High", "Low")]
     assert "offer" in c.leverage[0].why
 
-    md = to_markdown(c, [("x.md", "broken | badly")])
+    md = ranking_markdown(c, [("x.md", "broken | badly")])
     assert "## What separates High from Low" in md
     assert "| Pay | 8 | +2 | +1 | +8 |" in md
     assert "| 2 | Low | keep pursuing | 0.80 | +14 | +0.33 | round 1 |" in md
@@ -425,5 +428,5 @@ def test_kendall_tau() -> None:
 
 
 def test_markdown_of_nothing_says_so() -> None:
-    md = to_markdown(compare([]), [("a.md", "the notes file is empty.")])
+    md = ranking_markdown(rank_processes([]), [("a.md", "the notes file is empty.")])
     assert "No reflections to rank." in md and "## Failed (1)" in md

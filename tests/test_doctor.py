@@ -78,10 +78,10 @@ def test_indexed_home_reports_counts_and_an_unchanged_corpus(indexed_home: Path,
 
 
 def test_corpus_fingerprint_is_what_build_records(built_index: BuiltIndex) -> None:
-    from pipeline import runtime
-    from pipeline.index import corpus_fingerprint
+    from pipeline.index.chroma import corpus_fingerprint
+    from pipeline.settings import IndexSettings
 
-    assert corpus_fingerprint(runtime.corpus_dirs()) == built_index.fingerprint
+    assert corpus_fingerprint(IndexSettings().corpus_folders()) == built_index.fingerprint
 
 
 def test_changed_corpus_is_a_warning(indexed_home: Path, tmp_path: Path) -> None:
@@ -119,9 +119,9 @@ def test_another_model_file_warns_and_the_index_is_refused(indexed_home: Path, t
 
 def test_missing_tokenizer_fails(debrief_env: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import pipeline.resources
+    import pipeline.doctor
 
-    monkeypatch.setattr(pipeline.resources, "tokenizer_dir", lambda: tmp_path / "nothing")
+    monkeypatch.setattr(pipeline.doctor, "tokenizer_dir", lambda: tmp_path / "nothing")
     tok = check(doctor(exit_code=1), "tokenizer")
     assert tok["status"] == "fail" and "tokenizer.json" in tok["detail"]
 
@@ -273,7 +273,8 @@ def test_profile_none_valid_and_broken(indexed_home: Path, monkeypatch: pytest.M
 
 def test_embedding_cache_is_reported_and_a_broken_one_only_warns(
         indexed_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.embed_cache import FILE, close_all
+    from pipeline.home import EMBEDDING_CACHE as FILE
+    from pipeline.index.embed_cache import close_all
 
     assert "none yet" in check(doctor(), "embedding cache")["detail"]
     assert run_cli("reflect", sorted(NOTES_CLEAR.glob("*.md"))[0], "--json").exit_code == 0

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from conftest import NOTES_CLEAR, describe, run_cli
 
-from pipeline.embed_cache import FILE, EmbeddingCache, close_all, embedding_cache
-from pipeline.embedding import get_embedder, model_sha256
+from pipeline.home import EMBEDDING_CACHE as FILE
+from pipeline.index.embed_cache import EmbeddingCache, close_all, embedding_cache
+from pipeline.index.embedding import get_embedder, model_sha256
 
 TEXTS = ["The manager walked me through a written 90-day plan.",
          "They asked for an unpaid trial week before any offer.",

@@ -13,7 +13,7 @@ from conftest import ROOT, describe, run_cli, write_advice_doc
 from pytest_httpserver import HTTPServer
 from test_openai_provider import FakeOpenAI, completion, valid_answer
 
-from pipeline.recording import request_key
+from pipeline.llm.recording import request_key
 
 CASES = ["a01-clear-keep-platform-team", "a06-decline-design-unpaid-trial",
          "b08-final-round-mutual-interest", "a21-injection-decline-say-keep"]
@@ -167,7 +167,7 @@ def test_committed_recordings_name_the_prompt_they_were_made_with() -> None:
 
 
 def test_a_missed_retry_names_the_retry_turns(tmp_path: Path) -> None:
-    from pipeline.recording import RecordingStore
+    from pipeline.llm.recording import RecordingStore
 
     store = RecordingStore(tmp_path, "reflect-v1")
     first = [{"role": "system", "content": "s"}, {"role": "user", "content": "notes"}]

@@ -29,8 +29,8 @@ from conftest import (
 )
 from fault_server import REFUSAL, FaultServer
 
-from pipeline.notes import normalize_ws
 from pipeline.schema import Reflection
+from pipeline.text import normalize_ws
 
 SENTINEL = f"sk-debrief-sentinel-{uuid.uuid4().hex}"
 MODEL = "test-model"
@@ -122,10 +122,10 @@ def assert_grounded(r: Reflection, text: str) -> None:
 
 
 def _corpus_ids() -> list[str]:
-    from pipeline import runtime
     from pipeline.corpus import chunk_corpus, load_corpus
+    from pipeline.settings import IndexSettings
 
-    return [c.id for c in chunk_corpus(load_corpus(runtime.corpus_dirs()))]
+    return [c.id for c in chunk_corpus(load_corpus(IndexSettings().corpus_folders()))]
 
 
 # -- model-server faults: a retry that succeeds --------------------------------------------

@@ -36,8 +36,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import DebriefError
-from pipeline.notes import normalize_ws, parse_notes, sentences
+from pipeline.notes import parse_notes
 from pipeline.schema import Reflection
+from pipeline.text import normalize_ws, sentences
 
 PROFILE = os.environ.get("DEBRIEF_FUZZ", "small")
 EXAMPLES = {"small": 60, "full": 5000}
@@ -260,7 +261,7 @@ def test_fuzz_notes_content() -> None:
             try:
                 notes = parse_notes(data, "fuzz-notes.md")
             except DebriefError as exc:
-                msg = exc.format_message()
+                msg = exc.message
                 assert msg and "\n" not in msg and exc.exit_code == 2, msg
                 assert msg.startswith("fuzz-notes.md:"), msg
                 counts["refused"] += 1

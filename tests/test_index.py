@@ -60,7 +60,8 @@ def test_plain_output_summarises_the_run(indexed_home: Path, built_index: BuiltI
 
 def test_user_corpus_add_change_remove(indexed_home: Path, tmp_path: Path,
                                        built_index: BuiltIndex) -> None:
-    from pipeline import runtime
+    from pipeline.index.open import open_index
+    from pipeline.settings import IndexSettings
 
     user = tmp_path / "my-advice"
     path = write_advice_doc(user, DOC_ID)
@@ -91,7 +92,7 @@ def test_user_corpus_add_change_remove(indexed_home: Path, tmp_path: Path,
     assert report["deleted"] == len(set(hashes) - set(new_hashes))
     assert report["unchanged"] == report["chunks"] + report["cues"] - len(changed)
 
-    idx = runtime.open_index(None, "advice")
+    idx = open_index(IndexSettings(collection="advice"))
     got = idx.passages().get(where={"doc_id": DOC_ID}, include=["metadatas"])
     assert sorted(got["ids"]) == sorted(new_hashes)
     assert {m["hash"] for m in got["metadatas"]} == set(new_hashes.values())
@@ -170,7 +171,7 @@ def _foreign_collections(home: Path, *, how: str) -> None:
 
         ef, meta = DefaultEmbeddingFunction(), {"model_id": "someone-else"}
     else:  # our embedding function, but an index recorded as built with another model file
-        from pipeline.embedding import get_embedder
+        from pipeline.index.embedding import get_embedder
 
         ef, meta = get_embedder(), {"model_id": "x", "model_sha256": "0" * 64, "format": "1"}
     for name in ("advice", "advice-cues"):
@@ -222,13 +223,14 @@ def test_unreachable_chroma_server(unused_port: int) -> None:
 
 def test_cached_chunk_rows_follow_the_index_version(tmp_path: Path) -> None:
     """Retrieval reads each chunk's row once per index version; an edited corpus is read anew."""
-    from pipeline import runtime
+    from pipeline.index.open import open_index
+    from pipeline.settings import IndexSettings
 
     user = tmp_path / "mine"
     path = write_advice_doc(user, DOC_ID)
     args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
     index_json(*args)
-    idx = runtime.open_index(None, "mine")
+    idx = open_index(IndexSettings(collection="mine"))
 
     def stored() -> dict[str, str]:
         got = idx.passages().get(include=["metadatas"])

@@ -9,20 +9,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import DebriefError
-from pipeline.notes import (
-    MAX_NOTES_BYTES,
-    company_from_filename,
-    normalize_ws,
-    parse_notes,
-    read_notes,
-    sentences,
-)
+from pipeline.files import MAX_NOTES_BYTES
+from pipeline.notes import company_from_filename, parse_notes, read_notes
+from pipeline.text import normalize_ws, sentences
 
 
 def _error(data: bytes, path: str = "notes.md") -> str:
     with pytest.raises(DebriefError) as info:
         parse_notes(data, path)
-    msg = info.value.format_message()
+    msg = info.value.message
     assert "\n" not in msg and msg.strip() == msg and msg
     assert info.value.exit_code == 2
     return msg
@@ -32,13 +27,13 @@ def _error(data: bytes, path: str = "notes.md") -> str:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DebriefError, match="no such file") as info:
         read_notes(tmp_path / "nope.md")
-    assert "\n" not in info.value.format_message()
+    assert "\n" not in info.value.message
 
 
 def test_folder(tmp_path: Path) -> None:
     with pytest.raises(DebriefError, match="is a folder") as info:
         read_notes(tmp_path)
-    assert "\n" not in info.value.format_message()
+    assert "\n" not in info.value.message
 
 
 def test_read_notes_reads_a_good_file(tmp_path: Path) -> None:

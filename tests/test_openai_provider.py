@@ -19,8 +19,9 @@ from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from pipeline.notes import normalize_ws, read_notes
+from pipeline.notes import read_notes
 from pipeline.schema import Reflection, ReflectionDraft
+from pipeline.text import normalize_ws
 
 MODEL = "test-model-7b"
 NOTES = NOTES_CLEAR / "keep-02.md"

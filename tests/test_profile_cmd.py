@@ -13,13 +13,9 @@ from conftest import assert_one_line_error, describe, run_cli
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.profile import (
-    BUILTIN,
+from pipeline.profile import BUILTIN, Criterion, Profile, Situation, parse_profile
+from pipeline.profile.write import (
     DEFAULT_WEIGHTS,
-    Criterion,
-    Profile,
-    Situation,
-    parse_profile,
     template_profile,
     template_text,
     to_toml,

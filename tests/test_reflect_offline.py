@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import NOTES_CLEAR, BuiltIndex, assert_one_line_error, describe, run_cli
 
-from pipeline.notes import normalize_ws, read_notes
+from pipeline.notes import read_notes
 from pipeline.schema import Reflection
+from pipeline.text import normalize_ws
 
 KEEP = sorted(NOTES_CLEAR.glob("keep-*.md"))
 DECLINE = sorted(NOTES_CLEAR.glob("decline-*.md"))
@@ -282,7 +283,7 @@ def test_notes_without_a_space_after_a_full_stop(indexed_home: Path, tmp_path: P
 
 
 def test_commission_is_not_a_mission_cue() -> None:
-    from pipeline.llm.cues import match_cues
+    from pipeline.llm.offline.lexicon import match_cues
 
     keys = [c.key for c in match_cues("He wouldn't send the commission plan in writing.")]
     assert "mission" not in keys

@@ -8,13 +8,9 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.batch_progress import run_reported
-from pipeline.commands.options import (
-    corpus_option,
-    index_options,
-    profile_options,
-    provider_options,
-)
+from pipeline.commands.options import index_options, profile_options, provider_options
+from pipeline.commands.progress import run_reported
+from pipeline.settings import IndexSettings, ProviderSettings
 
 
 @click.command()
@@ -32,16 +28,13 @@ from pipeline.commands.options import (
 @click.option("--force", is_flag=True, help="Reflect on every note again, changed or not.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a summary object with per-note results and timings.")
-@provider_options
+@provider_options()
 @profile_options
 @index_options
-@corpus_option
 def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
-          since: datetime | None, dry_run: bool, force: bool, as_json: bool, provider: str,
-          model: str | None, base_url: str | None, structured_output: str, timeout: float,
-          max_tokens: int | None, max_retries: int, profile_path: Path | None,
-          no_profile: bool, collection: str, chroma_url: str | None,
-          corpus_dirs: tuple[Path, ...]) -> None:
+          since: datetime | None, dry_run: bool, force: bool, as_json: bool,
+          provider: ProviderSettings, profile_path: Path | None, no_profile: bool,
+          index: IndexSettings) -> None:
     """Reflect on every new or changed note in a folder, for a nightly run.
 
     Finds *.md and *.txt notes under NOTES_DIR (recursively; hidden folders and symlinks
@@ -63,15 +56,12 @@ def batch(notes_dir: Path, out_dir: Path | None, concurrency: int | None,
     Exit codes: 0 all done, 1 some notes failed (listed in the digest), 2 bad folder,
     configuration, or another batch running.
     """
-    from pipeline.batch import BatchOptions
+    from pipeline.batch.run import BatchOptions
     from pipeline.profile import load_profile
 
     opts = BatchOptions(notes_dir=notes_dir, out_dir=out_dir, concurrency=concurrency,
                         since=since.date() if since else None, dry_run=dry_run, force=force,
-                        provider=provider, model=model, base_url=base_url,
-                        structured_output=structured_output, timeout=timeout,
-                        max_tokens=max_tokens, max_retries=max_retries, collection=collection,
-                        chroma_url=chroma_url, corpus_dirs=corpus_dirs,
+                        provider=provider, index=index,
                         profile=load_profile(profile_path, enabled=not no_profile))
     report = run_reported(opts, "debrief batch", quiet=as_json)
 

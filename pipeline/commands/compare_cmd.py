@@ -14,18 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.commands.batch_progress import run_reported
-from pipeline.commands.options import (
-    corpus_option,
-    index_options,
-    profile_options,
-    provider_options,
-)
+from pipeline.commands.options import index_options, profile_options, provider_options
+from pipeline.commands.progress import run_reported
 from pipeline.errors import DebriefError
+from pipeline.settings import IndexSettings, ProviderSettings
 
 if TYPE_CHECKING:
-    from pipeline.compare import Comparison
-    from pipeline.schema import Reflection
+    from pipeline.rank import Ranking
 
 
 @click.command()
@@ -38,15 +33,12 @@ if TYPE_CHECKING:
 @click.option("--concurrency", envvar="DEBRIEF_CONCURRENCY", type=click.IntRange(1, 64),
               default=None, help="Notes in flight at once [default: 4 with openai, 1 offline].")
 @click.option("--force", is_flag=True, help="Reflect on every note again, changed or not.")
-@provider_options
+@provider_options()
 @profile_options
 @index_options
-@corpus_option
 def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: int | None,
-            force: bool, provider: str, model: str | None, base_url: str | None,
-            structured_output: str, timeout: float, max_tokens: int | None, max_retries: int,
-            profile_path: Path | None, no_profile: bool, collection: str,
-            chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+            force: bool, provider: ProviderSettings, profile_path: Path | None,
+            no_profile: bool, index: IndexSettings) -> None:
     """Rank your open interview processes against each other.
 
     Groups the notes in NOTES_DIR by company (the `company:` front matter, else the file
@@ -76,8 +68,13 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
     Exit codes: 0 ranked, 1 some notes failed (listed in the report, not ranked),
     2 bad folder, no notes, a bad --out or configuration.
     """
-    from pipeline.batch import BatchOptions, resolve_dirs, scan
+    from pipeline.batch.outputs import load_reflections
+    from pipeline.batch.run import BatchOptions
+    from pipeline.batch.scan import resolve_dirs, scan
+    from pipeline.files import write_text
     from pipeline.profile import load_profile
+    from pipeline.rank import rank_processes
+    from pipeline.render.ranking import ranking_markdown
 
     root, out_dir = resolve_dirs(notes_dir, None)
     notes, _ignored = scan(root, out_dir)
@@ -86,27 +83,19 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
                            "hidden folders).")
     target = _check_out(out_file, root, out_dir, notes)
     opts = BatchOptions(notes_dir=notes_dir, concurrency=concurrency, force=force,
-                        provider=provider, model=model, base_url=base_url,
-                        structured_output=structured_output, timeout=timeout,
-                        max_tokens=max_tokens, max_retries=max_retries, collection=collection,
-                        chroma_url=chroma_url, corpus_dirs=corpus_dirs,
+                        provider=provider, index=index,
                         profile=load_profile(profile_path, enabled=not no_profile))
     report = run_reported(opts, "debrief compare", quiet=as_json)
 
     reflections, failed = load_reflections(report.out_dir)
-    from pipeline.compare import compare as rank
-    from pipeline.compare import to_markdown
-
-    comparison = rank(reflections)
+    comparison = rank_processes(reflections)
     if not as_json:
         click.echo(f"debrief compare: {report.count('processed')} reflected, "
                    f"{report.count('skipped')} up to date, {len(failed)} failed; "
                    f"{len(comparison.processes)} compan"
                    f"{'y' if len(comparison.processes) == 1 else 'ies'} ranked.", err=True)
-    markdown = to_markdown(comparison, failed)
+    markdown = ranking_markdown(comparison, failed)
     if target is not None:
-        from pipeline.atomic import write_text
-
         write_text(target, markdown)
         if not as_json:
             click.echo(f"debrief compare: wrote {target}", err=True)
@@ -122,59 +111,13 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
         raise click.exceptions.Exit(1)
 
 
-def load_reflections(out_dir: Path) -> tuple[list[Reflection], list[tuple[str, str]]]:
-    """Every reflection the batch state lists as current, and (path, error) for the rest.
-
-    Read from the state the batch just committed, so a reflection that was not redone this
-    time is the stored one. A note never drops out silently: failed in the batch, or with
-    an output that cannot be read back, it is listed with the reason.
-    """
-    from pydantic import ValidationError
-
-    from pipeline.batch import STATE_FILE, State
-    from pipeline.schema import Reflection
-
-    state = State(out_dir / STATE_FILE, readonly=True)
-    try:
-        rows = state.rows()
-    finally:
-        state.close()
-    reflections: list[Reflection] = []
-    failed: list[tuple[str, str]] = []
-    for rel in sorted(rows):
-        row = rows[rel]
-        if row["status"] != "ok":
-            failed.append((rel, row["error"] or "failed, no reason recorded"))
-            continue
-        path = (out_dir / (row["out_json"] or "")).resolve()
-        if not row["out_json"] or not path.is_relative_to(out_dir):
-            failed.append((rel, "the batch state names no reflection inside the output folder"))
-            continue
-        try:
-            reflections.append(Reflection.model_validate_json(path.read_bytes()))
-        except OSError as exc:
-            failed.append((rel, f"cannot read its reflection {row['out_json']} "
-                                f"({exc.strerror or exc}); run again to redo it"))
-        except ValidationError as exc:
-            failed.append((rel, f"its reflection {row['out_json']} is not valid "
-                                f"({exc.error_count()} problem(s)); run with --force to redo it"))
-    return reflections, failed
-
-
 def _check_out(out_file: Path | None, root: Path, out_dir: Path,
                notes: list[Any]) -> Path | None:
     """Where --out writes, refused (before any work) when it would replace a note, or
     land in the notes folder where the next run would take it for one."""
     if out_file is None:
         return None
-    from pipeline.batch import (
-        DIGEST_FILE,
-        LOCK_FILE,
-        NOTE_SUFFIXES,
-        PID_FILE,
-        STATE_FILE,
-        output_names,
-    )
+    from pipeline.batch.layout import NOTE_SUFFIXES, batch_files
 
     target = out_file.expanduser().resolve()
     if target.is_dir():
@@ -184,9 +127,7 @@ def _check_out(out_file: Path | None, root: Path, out_dir: Path,
         raise DebriefError(f"--out {out_file} is one of your notes; refusing to write over it.")
     if target.is_relative_to(out_dir):
         rel_out = target.relative_to(out_dir).as_posix()
-        theirs = {DIGEST_FILE, STATE_FILE, LOCK_FILE, PID_FILE}
-        for md, js in output_names([n.rel for n in notes]).values():
-            theirs |= {md, js}
+        theirs = batch_files([n.rel for n in notes])
         if rel_out.casefold() in {t.casefold() for t in theirs}:
             raise DebriefError(f"--out {out_file} is a file the batch writes itself; pick "
                                "another name.")
@@ -200,15 +141,13 @@ def _check_out(out_file: Path | None, root: Path, out_dir: Path,
     return target
 
 
-
-
-def _show(c: Comparison, failed: list[tuple[str, str]]) -> None:
+def _show(c: Ranking, failed: list[tuple[str, str]]) -> None:
     """The report on a terminal: a rich table, then the same sections as the Markdown."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from pipeline.compare import (
+    from pipeline.render.ranking import (
         criterion_label,
         round_label,
         separating_rows,

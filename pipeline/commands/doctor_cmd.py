@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options
+from pipeline.commands.options import index_options, provider_options
+from pipeline.settings import IndexSettings, ProviderSettings
 
 MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -20,19 +21,10 @@ STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
               metavar="DIR", help="Also check the batch state of this notes folder.")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="The batch output folder, when it is not DIR/.debrief (batch --out).")
-@click.option("--provider", envvar="DEBRIEF_PROVIDER", default="auto", show_default=True,
-              type=click.Choice(["auto", "offline", "openai"]), help="The engine to check.")
-@click.option("--model", envvar="DEBRIEF_MODEL", default=None,
-              help="Model the server should list [default: gpt-4o-mini].")
-@click.option("--base-url", envvar=["DEBRIEF_BASE_URL", "OPENAI_BASE_URL"], default=None,
-              metavar="URL", help="OpenAI-compatible server to probe (GET URL/models).")
-@click.option("--timeout", envvar="DEBRIEF_TIMEOUT", default=5.0, show_default=True,
-              type=click.FloatRange(min=0.1), help="Seconds for each network probe (at most 5).")
+@provider_options(timeout=5.0, timeout_help="Seconds for each network probe (at most 5).")
 @index_options
-@corpus_option
-def doctor(as_json: bool, notes_dir: Path | None, state_dir: Path | None, provider: str,
-           model: str | None, base_url: str | None, timeout: float, collection: str,
-           chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+def doctor(as_json: bool, notes_dir: Path | None, state_dir: Path | None,
+           provider: ProviderSettings, index: IndexSettings) -> None:
     """Check the installation, the advice index, the model server and the batch state.
 
     Each check says ok, WARN or FAIL, with a hint. Keys and tokens are only ever reported
@@ -50,9 +42,7 @@ def doctor(as_json: bool, notes_dir: Path | None, state_dir: Path | None, provid
     """
     from pipeline.doctor import DoctorOptions, run
 
-    report = run(DoctorOptions(collection=collection, chroma_url=chroma_url,
-                               corpus_dirs=corpus_dirs, provider=provider, model=model,
-                               base_url=base_url, timeout=timeout, notes_dir=notes_dir,
+    report = run(DoctorOptions(provider=provider, index=index, notes_dir=notes_dir,
                                state_dir=state_dir))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

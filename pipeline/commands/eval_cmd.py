@@ -8,13 +8,12 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options, not_nan
-
-MODES = ["replay", "offline", "openai"]
+from pipeline.commands.options import index_options, provider_options
+from pipeline.settings import IndexSettings, ProviderSettings
 
 
 @click.group(invoke_without_command=True)
-@click.option("--mode", type=click.Choice(MODES), default="replay", show_default=True,
+@click.option("--mode", type=click.Choice(["replay", "offline", "openai"]), default="replay", show_default=True,
               envvar="DEBRIEF_EVAL_MODE",
               help="replay: recorded model answers, offline. offline: the offline engine. "
                    "openai: a live server (OPENAI_API_KEY or OPENAI_BASE_URL).")
@@ -44,25 +43,14 @@ MODES = ["replay", "offline", "openai"]
               help="Where report.json and report.md go.")
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when a metric falls below the baseline by more than its tolerance.")
-@click.option("--model", envvar="DEBRIEF_MODEL", default=None, help="Model for --mode openai.")
-@click.option("--base-url", envvar=["DEBRIEF_BASE_URL", "OPENAI_BASE_URL"], default=None,
-              help="Server for --mode openai.")
-@click.option("--structured-output", envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto",
-              type=click.Choice(["auto", "json_schema", "function_calling", "json_mode"]))
-@click.option("--timeout", default=120.0, show_default=True, callback=not_nan,
-              type=click.FloatRange(min=1, max=3600), help="Seconds per model request.")
-@click.option("--max-tokens", default=None, type=click.IntRange(64, 100000),
-              help="With --mode openai: cap each answer (recorded in the manifest).")
+@provider_options(timeout=120.0, choose=False)
 @click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=click.IntRange(1, 20))
 @index_options
-@corpus_option
 @click.pass_context
 def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
           profile_cases_dir: Path | None, compare_dir: Path | None, profiles_dir: Path | None,
           rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
-          model: str | None, base_url: str | None, structured_output: str, timeout: float,
-          max_tokens: int | None, top_k: int, collection: str, chroma_url: str | None,
-          corpus_dirs: tuple[Path, ...]) -> None:
+          provider: ProviderSettings, top_k: int, index: IndexSettings) -> None:
     """Measure decisions, retrieval and structure on labelled cases, offline by default.
 
     Each case is eval/cases/NAME.md (notes) with NAME.yaml (expected decision, gold advice
@@ -79,92 +67,35 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     """
     if ctx.invoked_subcommand is not None:
         return
-    from pipeline import __version__, runtime
+    from pipeline import __version__
     from pipeline.errors import DebriefError
-    from pipeline.evaluate import (
-        aggregate,
-        aggregate_profile,
-        cases_digest,
-        compare,
-        load_baseline,
-        load_cases,
-        load_compare_sets,
-        run_compare_sets,
-        run_eval,
-        run_profile_cases,
-        to_markdown,
-    )
+    from pipeline.evaluate.cases import cases_digest, load_cases, load_compare_sets
+    from pipeline.evaluate.gate import load_baseline, regressions
+    from pipeline.evaluate.metrics import aggregate, aggregate_profile
+    from pipeline.evaluate.run import run_compare_sets, run_eval, run_profile_cases
+    from pipeline.evaluate.wiring import wire
+    from pipeline.files import write_text
+    from pipeline.index.open import ensure_index, open_index
     from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION
+    from pipeline.render.eval_report import eval_report_markdown
     from pipeline.schema import SCHEMA_VERSION
 
-    if (record or record_missing) and mode != "openai":
-        raise DebriefError("--record and --record-missing need --mode openai.")
+    wired = wire(mode, provider, rec_dir, record=record, record_missing=record_missing)
+    engine, transport = wired.provider, wired.transport
     cases = load_cases(cases_dir)
     profile_cases_dir = profile_cases_dir or cases_dir.parent / "profile-cases"
     compare_dir = compare_dir or cases_dir.parent / "compare"
     profiles_dir = profiles_dir or cases_dir.parent / "profiles"
     profile_cases = load_cases(profile_cases_dir) if profile_cases_dir.is_dir() else []
     compare_sets = load_compare_sets(compare_dir) if compare_dir.is_dir() else []
-    index = runtime.open_index(chroma_url, collection)
-    runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs), lambda m: click.echo(m, err=True))
-
-    transport = None
-    if mode == "offline":
-        from pipeline.llm.offline import OfflineEngine
-
-        provider = OfflineEngine()
-    else:
-        import httpx
-
-        from pipeline.llm.openai_provider import OpenAIProvider
-        from pipeline.recording import RecordingStore, RecordingTransport, ReplayTransport
-
-        store = RecordingStore(rec_dir, PROMPT_VERSION)
-        manifest_path = rec_dir / "manifest.json"
-        if mode == "replay":
-            if not manifest_path.is_file():
-                raise DebriefError(f"no recordings manifest at {manifest_path}; record first with "
-                                   "--mode openai --record.")
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            transport = ReplayTransport(store)
-            provider = OpenAIProvider(model=manifest["model"], api_key="replay",
-                                      base_url="http://replay.invalid/v1",
-                                      method=manifest["structured_output"], max_retries=0,
-                                      timeout=timeout, max_tokens=manifest.get("max_tokens"),
-                                      http_client=httpx.Client(transport=transport))
-        else:
-            import os
-
-            live = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
-                                  base_url=base_url, method=structured_output, timeout=timeout,
-                                  max_retries=2, max_tokens=max_tokens)
-            if record or record_missing:
-                provenance = {"model": live.model, "server": base_url or "api.openai.com",
-                              "structured_output": live.method, "tool_version": __version__,
-                              "how": "debrief eval --mode openai "
-                                     + ("--record-missing" if record_missing else "--record")}
-                transport = RecordingTransport(store, provenance, only_missing=record_missing)
-                provider = OpenAIProvider(model=model, api_key=os.environ.get("OPENAI_API_KEY"),
-                                          base_url=base_url, method=structured_output,
-                                          timeout=timeout, max_retries=2, max_tokens=max_tokens,
-                                          http_client=httpx.Client(transport=transport))
-                from pipeline.atomic import write_text
-
-                write_text(manifest_path, json.dumps({
-                    "model": live.model, "structured_output": live.method,
-                    "max_tokens": max_tokens,
-                    "prompt_versions": [PROMPT_VERSION, PROFILE_PROMPT_VERSION],
-                    "server": provenance["server"],
-                    "note": "replay uses this model name and method so request keys match",
-                }, indent=2) + "\n")
-            else:
-                provider = live
+    advice = open_index(index)
+    ensure_index(advice, index.corpus_folders(), lambda m: click.echo(m, err=True))
 
     def run_all(progress: object = None) -> tuple[list, list, list]:
         kw = {"k": top_k, "progress": progress}
-        return (run_eval(cases, index, provider, **kw),
-                run_profile_cases(profile_cases, profiles_dir, index, provider, **kw),
-                run_compare_sets(compare_sets, profiles_dir, index, provider, **kw))
+        return (run_eval(cases, advice, engine, **kw),
+                run_profile_cases(profile_cases, profiles_dir, advice, engine, **kw),
+                run_compare_sets(compare_sets, profiles_dir, advice, engine, **kw))
 
     if sys.stderr.isatty():
         from rich.progress import Progress
@@ -183,8 +114,8 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
         "mode": mode,
         "versions": {"tool": __version__, "prompt_version": PROMPT_VERSION,
                      "profile_prompt_version": PROFILE_PROMPT_VERSION,
-                     "schema_version": SCHEMA_VERSION, "index_fingerprint": index.fingerprint(),
-                     "engine": provider.name, "model": provider.model,
+                     "schema_version": SCHEMA_VERSION, "index_fingerprint": advice.fingerprint(),
+                     "engine": engine.name, "model": engine.model,
                      "cases_digest": cases_digest(cases + profile_cases)},
         "metrics": metrics,
         "cases": [r.model_dump() for r in results],
@@ -196,12 +127,10 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     if baseline:
         baseline = {"metrics": baseline.get("metrics", {}),
                     "tolerance": baseline_all.get("tolerance", {})}
-    report["regressions"] = compare(metrics, baseline) if baseline else []
-
-    from pipeline.atomic import write_text
+    report["regressions"] = regressions(metrics, baseline) if baseline else []
 
     write_text(report_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_text(report_dir / "report.md", to_markdown(report))
+    write_text(report_dir / "report.md", eval_report_markdown(report))
     _print_summary(report, baseline)
     click.echo(f"report: {report_dir / 'report.md'}", err=True)
 
@@ -211,7 +140,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
             click.echo(f"replay miss: {m}", err=True)
         raise DebriefError(f"{len(misses)} request(s) had no recording (see above); replay never "
                            "falls back to a live call.", exit_code=1)
-    if isinstance(transport, object) and hasattr(transport, "recorded"):
+    if hasattr(transport, "recorded"):
         click.echo(f"recorded {transport.recorded} request(s), reused {transport.reused}.", err=True)
     if fail_on_regression:
         if not baseline:
@@ -229,7 +158,7 @@ def _print_summary(report: dict, baseline: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.evaluate import GATED, PROFILE_INFO
+    from pipeline.evaluate.gate import GATED, PROFILE_INFO
 
     m = report["metrics"]
     table = Table(title=f"debrief eval · {report['mode']} · {report['versions']['engine']} "
@@ -253,9 +182,9 @@ def _print_summary(report: dict, baseline: dict) -> None:
               default=Path("eval/baseline.json"), show_default=True)
 def bless(report_dir: Path, baseline_path: Path) -> None:
     """Make the latest report's metrics the baseline for its mode (a deliberate act)."""
-    from pipeline.atomic import write_text
     from pipeline.errors import DebriefError
-    from pipeline.evaluate import DEFAULT_TOLERANCE, GATED, load_baseline
+    from pipeline.evaluate.gate import DEFAULT_TOLERANCE, GATED, load_baseline
+    from pipeline.files import write_text
 
     src = report_dir / "report.json"
     if not src.is_file():

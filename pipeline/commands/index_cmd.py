@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
-from pipeline.commands.options import corpus_option, index_options
+from pipeline.commands.options import index_options
+from pipeline.settings import IndexSettings
 
 
 @click.command()
@@ -17,9 +17,8 @@ from pipeline.commands.options import corpus_option, index_options
               help="Index only the --corpus folders, not the shipped advice.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @index_options
-@corpus_option
-def index(rebuild: bool, no_default_corpus: bool, as_json: bool, collection: str,
-          chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+def index(rebuild: bool, no_default_corpus: bool, as_json: bool,
+          index: IndexSettings) -> None:
     """Build or update the advice index.
 
     Only new or changed passages are embedded; passages of removed documents are deleted;
@@ -33,14 +32,13 @@ def index(rebuild: bool, no_default_corpus: bool, as_json: bool, collection: str
       debrief index --rebuild
       debrief index --chroma-url http://127.0.0.1:8000 --collection team-advice
     """
-    from pipeline import runtime
     from pipeline.errors import DebriefError
+    from pipeline.index.open import open_index
 
-    dirs = runtime.corpus_dirs(corpus_dirs, include_default=not no_default_corpus)
+    dirs = index.corpus_folders(include_default=not no_default_corpus)
     if not dirs:
         raise DebriefError("--no-default-corpus needs at least one --corpus folder.")
-    idx = runtime.open_index(chroma_url, collection, rebuild=rebuild,
-                             notify=lambda m: click.echo(m, err=True))
+    idx = open_index(index, rebuild=rebuild, notify=lambda m: click.echo(m, err=True))
     err = sys.stderr
     if err.isatty() and not as_json:
         from rich.progress import Progress
@@ -57,6 +55,6 @@ def index(rebuild: bool, no_default_corpus: bool, as_json: bool, collection: str
         return
     click.echo(
         f"{report.docs} documents, {report.chunks} passages, {report.cues} cue lines in "
-        f"{report.location} (collection '{collection}'): embedded {report.embedded}, "
+        f"{report.location} (collection '{index.collection}'): embedded {report.embedded}, "
         f"deleted {report.deleted}, unchanged {report.unchanged}. Version {report.fingerprint}."
     )

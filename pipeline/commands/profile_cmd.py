@@ -91,8 +91,9 @@ def init(template: bool, force: bool, path: Path | None) -> None:
       debrief profile init --template && debrief profile edit
       debrief profile init --force --path ~/search-2026/profile.toml
     """
-    from pipeline.atomic import write_text
-    from pipeline.profile import parse_profile, template_text, to_toml
+    from pipeline.files import write_text
+    from pipeline.profile import parse_profile
+    from pipeline.profile.write import template_text, to_toml
 
     target = _resolve(path)
     _check_writable(target, force=force)
@@ -149,8 +150,8 @@ def edit(path: Path | None) -> None:
       debrief profile edit
       EDITOR=nano debrief profile edit --path ~/search-2026/profile.toml
     """
-    from pipeline.atomic import write_text
-    from pipeline.profile import template_text
+    from pipeline.files import write_text
+    from pipeline.profile.write import template_text
 
     target = _resolve(path)
     if _kind(target) == "missing":
@@ -185,7 +186,7 @@ def check(path: Path | None) -> None:
 
 # -- files ------------------------------------------------------------------------------------
 def _resolve(path: Path | None) -> Path:
-    from pipeline.profile import profile_path
+    from pipeline.home import profile_path
 
     return path.expanduser() if path is not None else profile_path()
 
@@ -313,7 +314,8 @@ def _show_rich(prof: Profile, path: Path) -> None:
 
 # -- init's questions -------------------------------------------------------------------------
 def _ask() -> Profile:
-    from pipeline.profile import BUILTIN, DEFAULT_WEIGHTS, Criterion, Profile, Situation
+    from pipeline.profile import BUILTIN, Criterion, Profile, Situation
+    from pipeline.profile.write import DEFAULT_WEIGHTS
 
     click.echo("A few questions about what matters to you in a job. Press Enter to take the "
                "[default]; nothing is saved before the last answer.\n")
@@ -381,7 +383,7 @@ def _text(value: str, limit: int, *, required: bool = False) -> str | None:
 
 
 def _criterion_name(value: str, taken: dict[str, Any]) -> str:
-    from pipeline.profile import KEY
+    from pipeline.profile.model import KEY
 
     value = _valid_text(value).strip()
     if not value:

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import (
-    corpus_option,
-    index_options,
-    profile_options,
-    provider_options,
-)
+from pipeline.commands.options import index_options, profile_options, provider_options
+from pipeline.settings import IndexSettings, ProviderSettings
 
 
 @click.command()
@@ -25,15 +21,12 @@ from pipeline.commands.options import (
               help="List the retrieved advice passages with their scores.")
 @click.option("-k", "--top-k", "top_k", envvar="DEBRIEF_TOP_K", default=8, show_default=True,
               type=click.IntRange(1, 20), help="How many advice passages to retrieve.")
-@provider_options
+@provider_options()
 @profile_options
 @index_options
-@corpus_option
 def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources: bool,
-            top_k: int, provider: str, model: str | None, base_url: str | None,
-            structured_output: str, timeout: float, max_tokens: int | None, max_retries: int,
-            profile_path: Path | None, no_profile: bool, collection: str,
-            chroma_url: str | None, corpus_dirs: tuple[Path, ...]) -> None:
+            top_k: int, provider: ProviderSettings, profile_path: Path | None,
+            no_profile: bool, index: IndexSettings) -> None:
     """Reflect on one interview: keep pursuing or decline, and why.
 
     NOTES is a Markdown or text file. Optional front matter helps:
@@ -63,10 +56,15 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
 
     Exit codes: 0 done, 2 bad input or configuration (one line on stderr).
     """
-    from pipeline import runtime
     from pipeline.errors import DebriefError
+    from pipeline.files import write_text
+    from pipeline.index.open import ensure_index, open_index
+    from pipeline.llm.factory import make_provider
     from pipeline.notes import read_notes
     from pipeline.profile import load_profile
+    from pipeline.reflect import reflect as run
+    from pipeline.render.reflection import reflection_json, reflection_markdown
+    from pipeline.retrieve import RetrieveOptions
 
     notes = read_notes(notes_file)
     profile = load_profile(profile_path, enabled=not no_profile)
@@ -80,30 +78,21 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
             click.echo(f"· {msg}", err=True)
 
     # Build the provider first: a missing key fails before any slow work.
-    engine = runtime.make_provider(provider, model=model, base_url=base_url,
-                                   structured_output=structured_output, timeout=timeout,
-                                   max_retries=max_retries, max_tokens=max_tokens)
-    index = runtime.open_index(chroma_url, collection)
-    runtime.ensure_index(index, runtime.corpus_dirs(corpus_dirs),
-                         lambda m: click.echo(m, err=True))
-
-    from pipeline.reflect import reflect as run
-    from pipeline.render import to_json, to_markdown
-    from pipeline.retrieve import RetrieveOptions
-
-    result = run(notes, index, engine, opts=RetrieveOptions(k=top_k), status=status,
+    engine = make_provider(provider)
+    advice = open_index(index)
+    ensure_index(advice, index.corpus_folders(), lambda m: click.echo(m, err=True))
+    result = run(notes, advice, engine, opts=RetrieveOptions(k=top_k), status=status,
                  profile=profile)
 
     if out_path is not None:
-        from pipeline.atomic import write_text
-
-        text = to_json(result) if out_path.suffix.lower() == ".json" else to_markdown(result)
+        text = (reflection_json(result) if out_path.suffix.lower() == ".json"
+                else reflection_markdown(result))
         write_text(out_path, text)
         status(f"wrote {out_path}")
     if as_json:
-        click.echo(to_json(result), nl=False)
+        click.echo(reflection_json(result), nl=False)
         return
-    md = to_markdown(result, show_sources=show_sources)
+    md = reflection_markdown(result, show_sources=show_sources)
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.markdown import Markdown

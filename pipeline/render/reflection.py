@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pipeline.render.markdown import cell
 from pipeline.schema import DecisionMatrix, Reflection
 
 _RATING = {"none": "none", "low": "low", "medium": "medium", "high": "high"}
 
 
-def to_json(r: Reflection) -> str:
+def reflection_json(r: Reflection) -> str:
     return r.model_dump_json(indent=2) + "\n"
 
 
@@ -27,8 +28,8 @@ def matrix_markdown(m: DecisionMatrix) -> list[str]:
     out += ["| Criterion | Weight | Score | Weighted | From your notes |",
             "|---|---:|---:|---:|---|"]
     for row in m.rows:
-        quote = f"“{_cell(row.quote)}” {_cite(row.passage_ids)}" if row.quote else "—"
-        out.append(f"| {_cell(row.label)} | {row.weight} | {_signed(row.score)} | "
+        quote = f"“{cell(row.quote)}” {_cite(row.passage_ids)}" if row.quote else "—"
+        out.append(f"| {cell(row.label)} | {row.weight} | {_signed(row.score)} | "
                    f"{_signed(row.weighted)} | {quote} |")
     out += ["", f"Weighted total **{m.total:+d}** of a possible ±{m.max_total} "
                 f"({m.normalized:+.2f}); scores compare with your current situation."]
@@ -41,11 +42,7 @@ def matrix_markdown(m: DecisionMatrix) -> list[str]:
     return out
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def to_markdown(r: Reflection, *, show_sources: bool = True) -> str:
+def reflection_markdown(r: Reflection, *, show_sources: bool = True) -> str:
     who = r.notes.company + (f" — {r.notes.role}" if r.notes.role else "")
     verdict = "KEEP PURSUING" if r.decision == "keep" else "DECLINE"
     out = [f"# {who}: {verdict} (confidence {r.confidence:.2f})", ""]

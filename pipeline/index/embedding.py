@@ -18,6 +18,7 @@ from chromadb.utils.embedding_functions import register_embedding_function
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
 from pipeline.errors import DebriefError
+from pipeline.index.embed_cache import embedding_cache
 from pipeline.resources import tokenizer_dir
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
@@ -167,8 +168,6 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
         texts = list(texts)
         if not cached or not texts:
             return self._forward(texts)
-        from pipeline.embed_cache import embedding_cache
-
         store = embedding_cache(model_sha256())
         if store is None:
             return self._forward(texts)

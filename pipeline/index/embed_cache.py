@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -22,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-FILE = "embedding-cache.sqlite3"
+from pipeline.home import embedding_cache_path
+
 MAX_ROWS = 200_000  # about 330 MB of 384-float vectors; the least recently used go first
 DIM = 384
-OFF = {"off", "0", "false", "no", "none"}
 
 
 class EmbeddingCache:
@@ -126,19 +125,8 @@ _OPEN: dict[tuple[str, str], EmbeddingCache] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def cache_path() -> Path | None:
-    """DEBRIEF_EMBEDDING_CACHE (a file, or "off" for none), else the file in DEBRIEF_HOME;
-    read at call time, as tests switch homes."""
-    from pipeline.config import home
-
-    setting = os.environ.get("DEBRIEF_EMBEDDING_CACHE", "").strip()
-    if setting.lower() in OFF:
-        return None
-    return Path(setting).expanduser() if setting else home() / FILE
-
-
 def embedding_cache(model_sha: str) -> EmbeddingCache | None:
-    path = cache_path()
+    path = embedding_cache_path()
     if path is None:
         return None
     key = (str(path), model_sha)

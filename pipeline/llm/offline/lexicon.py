@@ -260,3 +260,71 @@ def match_cues(sentence: str) -> list[Cue]:
                 cue.unless and cue.unless.search(sentence)):
             hits.append(cue)
     return hits
+
+
+# -- what a note sentence says about a profile criterion ------------------------------------
+@dataclass(frozen=True)
+class CriterionWords:
+    """The advice documents and note words that speak to a built-in profile criterion."""
+
+    docs: tuple[str, ...]
+    words: str  # a regex over one note sentence
+
+
+CRITERION_WORDS: dict[str, CriterionWords] = {
+    "pay": CriterionWords(
+        ("total-compensation", "pay-below-current-job", "red-flag-evasive-about-pay", "negotiating-an-offer"),
+        r"\b(pay|paid|salary|base|band|comp(ensation)?|raise|bonus|equity|rsus?|stock|"
+        r"commission|wage|rate|k\b|\$|£|€)|\d+k\b"),
+    "growth": CriterionWords(
+        ("growth-and-learning", "role-scope-and-level"),
+        r"\b(learn\w*|grow(th|ing)?|mentor\w*|promot\w*|career path|progression|development|"
+        r"training|stretch|new skills?|coach\w*|ladder|leveling|conferences?)\b"),
+    "manager_team": CriterionWords(
+        ("manager-fit", "team-and-culture-signals", "red-flag-disrespect-in-the-process"),
+        r"\b(manager|boss|team ?lead|team(mates)?|colleagues?|peers?|1:1s?|one-on-ones?|culture|"
+        r"rude|kind|respect\w*|supportive|micromanag\w*|toxic|collaborat\w*)\b"),
+    "stability": CriterionWords(
+        ("company-stability", "red-flag-evasive-about-turnover", "when-options-are-scarce"),
+        r"\b(layoffs?|laid off|runway|funding|funded|series [a-e]|profitab\w*|stable|stability|"
+        r"turnover|attrition|(people|engineers|staff|nurses|folks|\w+s) (have )?(left|quit)|churn|"
+        r"reorg\w*|fixed-term|permanent|job security|acquired|acquisition|bankrupt\w*)\b"),
+    "hours_flexibility": CriterionWords(
+        ("commute-and-hours", "red-flag-overwork-culture", "remote-and-flexibility"),
+        r"\b(hours?|overtime|weekends?|evenings?|nights?|on-?call|pager|shifts?|rota|"
+        r"flexib\w*|part-time|four-day|4-day|school run|childcare|pick-?ups?|"
+        r"burn ?out|work-life|9-5|9 to 5)\b"),
+    "commute_remote": CriterionWords(
+        ("commute-and-hours", "remote-and-flexibility"),
+        r"\b(commut\w*|remote|hybrid|on-?site|in-?office|office|wfh|from home|relocat\w*|"
+        r"drive|driving|minutes each way|each way|days a week in|days in)\b"),
+    "mission": CriterionWords(
+        ("mission-and-values-fit",),
+        r"\b(mission|purpose|impact|meaningful|values|ethic\w*|care about|patients|climate|"
+        r"cause|social good)\b"),
+    "title_level": CriterionWords(
+        ("role-scope-and-level", "red-flag-bait-and-switch-role", "posting-versus-reality"),
+        r"\b(title|level|leveled|senior|junior|principal|staff engineer|scope|downlevel\w*|"
+        r"step down|step up|posting|job description|jd)\b"),
+    "benefits": CriterionWords(
+        ("total-compensation",),
+        r"\b(benefits?|health (insurance|cover|plan)|dental|insurance|pension|401k|401\(k\)|"
+        r"parental leave|maternity|paternity|pto|allowance|stipend|perks?)\b"),
+}
+
+
+# which explicit cues a deal-breaker or must-have's own wording points at
+KINDS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (re.compile(p, re.I), keys) for p, keys in [
+        (r"unpaid|free (work|labou?r)|trial|take-?home|spec work|homework", ("unpaid",)),
+        (r"pay cut|less than|below|current pay|my pay|salary|lower pay|paid less", ("pay-below",)),
+        (r"pressure|exploding|rush|deadline", ("pressure",)),
+        (r"bait|switch|different (role|job)|not the (role|job)|posting|title", ("bait-switch",)),
+        (r"rude|disrespect|contempt", ("disrespect",)),
+        (r"clawback|claw back|repay|pay back|training bond", ("clawback",)),
+        (r"overtime|evening|weekend|nights?\b|long hours|on-?call|crunch|\d\d.?hour", ("overwork",)),
+        (r"office|on-?site|in[- ]person|relocat|fully remote|remote", ("office-mandate",)),
+        (r"commute|travel", ("commute",)),
+        (r"layoff|unstable|runway|stability|job security", ("layoffs",)),
+    ]
+]

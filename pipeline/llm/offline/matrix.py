@@ -3,7 +3,7 @@ and must-haves, each resting on a sentence of the notes and a retrieved passage.
 
 A sentence speaks to a criterion when it uses the criterion's words, matches one of its
 explicit cues, or sits closest to one of its advice documents. Its signed weight (from
-``offline.weigh_sentence``) becomes the score. Deal-breakers and must-haves are matched by
+``evidence.weigh_sentence``) becomes the score. Deal-breakers and must-haves are matched by
 the kinds of cue their wording names plus their own content words, with negations and
 resolutions ("optional", "agreed in writing") read from the notes.
 """
@@ -12,32 +12,14 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import TYPE_CHECKING
 
-from pipeline.llm import cues as C
-from pipeline.profile import BUILTIN, Profile
+from pipeline.llm.offline import lexicon as C
+from pipeline.llm.offline.evidence import TOPIC_MIN, Evidence
+from pipeline.llm.offline.lexicon import CRITERION_WORDS, KINDS
+from pipeline.profile import Profile
 from pipeline.retrieve import Retrieval
 from pipeline.schema import CriterionScore, DealBreakerHit, MatrixDraft, MustHaveCheck
 
-if TYPE_CHECKING:  # offline imports this module
-    from pipeline.llm.offline import Evidence
-
-TOPIC_MIN = 0.5
-# which explicit cues a deal-breaker or must-have's own wording points at
-KINDS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
-    (re.compile(p, re.I), keys) for p, keys in [
-        (r"unpaid|free (work|labou?r)|trial|take-?home|spec work|homework", ("unpaid",)),
-        (r"pay cut|less than|below|current pay|my pay|salary|lower pay|paid less", ("pay-below",)),
-        (r"pressure|exploding|rush|deadline", ("pressure",)),
-        (r"bait|switch|different (role|job)|not the (role|job)|posting|title", ("bait-switch",)),
-        (r"rude|disrespect|contempt", ("disrespect",)),
-        (r"clawback|claw back|repay|pay back|training bond", ("clawback",)),
-        (r"overtime|evening|weekend|nights?\b|long hours|on-?call|crunch|\d\d.?hour", ("overwork",)),
-        (r"office|on-?site|in[- ]person|relocat|fully remote|remote", ("office-mandate",)),
-        (r"commute|travel", ("commute",)),
-        (r"layoff|unstable|runway|stability|job security", ("layoffs",)),
-    ]
-]
 # words that say the thing named was settled: dropped, made optional, confirmed otherwise
 RESOLVED = re.compile(
     r"\b(optional|not required|no longer|waived|dropped|removed|agreed|confirmed|in writing|"
@@ -86,8 +68,8 @@ def _speaks_to(e: Evidence, key: str, profile: Profile,
               custom_rx: re.Pattern[str] | None) -> int:
     """2 when the sentence names the criterion (its words or an explicit cue), 1 when it is
     only close to one of its advice topics, 0 when it is about something else."""
-    if key in BUILTIN:
-        b = BUILTIN[key]
+    if key in CRITERION_WORDS:
+        b = CRITERION_WORDS[key]
         if any(c.doc in b.docs for c in e.cues) or re.search(b.words, e.sig.text, re.I):
             return 2
         return int(e.sig.cue_doc in b.docs and e.sig.cue_sim >= TOPIC_MIN)
@@ -130,7 +112,7 @@ def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
     usable = [e for e in evidence if e.sig.best_passage]
     rows: list[CriterionScore] = []
     for key in profile.criteria:
-        custom_rx = None if key in BUILTIN else _words_rx(profile.description(key) + " " + key.replace("_", " "))
+        custom_rx = None if key in CRITERION_WORDS else _words_rx(profile.description(key) + " " + key.replace("_", " "))
         # "not sure how on-call works; didn't ask" names the criterion but says it is unknown
         level = {e.sig.index: _speaks_to(e, key, profile, custom_rx) for e in usable
                  if not C.UNKNOWN.search(e.sig.text)}
@@ -145,7 +127,7 @@ def propose(evidence: list[Evidence], profile: Profile, retrieval: Retrieval,
         score = _score(total, key, profile)
         if key == "pay" and (by_ratio := _pay_score(hits, current_pay)) is not None:
             score, lead = by_ratio
-        docs = BUILTIN[key].docs if key in BUILTIN else ()
+        docs = CRITERION_WORDS[key].docs if key in CRITERION_WORDS else ()
         pid = _passage_for(lead, docs, retrieval)
         rows.append(CriterionScore(criterion=key, score=score,
                                    quote=lead.sig.text, passage_ids=[pid] if pid else []))
@@ -164,9 +146,9 @@ def _similarity(items: list[str], usable: list[Evidence]) -> dict[tuple[str, int
     """Cosine of each profile item (without its leading 'no') and each note sentence."""
     if not items or not usable:
         return {}
-    from pipeline.embedding import get_embedder
-
     texts = [_LEADING_NO.sub("", i) for i in items] + [e.sig.text for e in usable]
+    from pipeline.index.embedding import get_embedder  # heavy: chromadb's ONNX class
+
     vecs = get_embedder().embed(texts, cached=True)
     sims = vecs[:len(items)] @ vecs[len(items):].T
     return {(item, e.sig.index): float(sims[i, j])
@@ -213,7 +195,7 @@ def _deal_breakers(usable: list[Evidence], profile: Profile, retrieval: Retrieva
             # explicit pay-cut line
             shown = [e for e in usable if any(c.key == "pay-below" for c in e.cues)]
             floor = _pay_floor(breaker, current_pay) or (current_pay and current_pay * 0.97)
-            got = _offered([e for e in usable if re.search(BUILTIN["pay"].words, e.sig.text, re.I)],
+            got = _offered([e for e in usable if re.search(CRITERION_WORDS["pay"].words, e.sig.text, re.I)],
                            current_pay)
             if got is not None and floor and got[0] < floor:
                 shown.insert(0, got[1])
@@ -313,7 +295,7 @@ def _must_haves(usable: list[Evidence], profile: Profile, rows: list[CriterionSc
                 current_pay: float | None = None) -> list[MustHaveCheck]:
     by_key = {r.criterion: r for r in rows}
     out: list[MustHaveCheck] = []
-    pay_lines = [e for e in usable if re.search(BUILTIN["pay"].words, e.sig.text, re.I)]
+    pay_lines = [e for e in usable if re.search(CRITERION_WORDS["pay"].words, e.sig.text, re.I)]
     for must in profile.must_haves:
         floor = _pay_floor(must, current_pay)
         if floor is not None:
@@ -325,8 +307,8 @@ def _must_haves(usable: list[Evidence], profile: Profile, rows: list[CriterionSc
                                          status="met" if got[0] >= floor else "unmet"))
             continue
         # "at least my current pay" is about the pay criterion when the profile scores pay
-        linked = next((k for k in by_key if k in BUILTIN and (
-            re.search(BUILTIN[k].words, must, re.I) or k.replace("_", " ") in must.lower())), None)
+        linked = next((k for k in by_key if k in CRITERION_WORDS and (
+            re.search(CRITERION_WORDS[k].words, must, re.I) or k.replace("_", " ") in must.lower())), None)
         kinds = _kinds(must)
         if "pay-below" in kinds and "pay" in by_key:
             linked = "pay"

@@ -100,7 +100,7 @@ def corpus_fingerprint(corpus_dirs: list[Path]) -> str:
 
     `debrief doctor` compares it with the stored one to tell whether the corpus changed.
     """
-    from pipeline.embedding import model_sha256
+    from pipeline.index.embedding import model_sha256
 
     docs = load_corpus(corpus_dirs)
     hashes = [c.content_hash for c in chunk_corpus(docs)]
@@ -116,7 +116,7 @@ class AdviceIndex:
         self.client = client
         self.name = check_collection_name(name)
         self.location = location
-        from pipeline.embedding import get_embedder
+        from pipeline.index.embedding import get_embedder
 
         self.embedder = get_embedder()
         self._rows: dict[str, tuple[dict[str, Any], Any]] = {}
@@ -151,7 +151,7 @@ class AdviceIndex:
         return IndexError_(f"no index '{name}' yet; run 'debrief index'.")
 
     def _metadata(self, fingerprint: str = "") -> dict[str, str]:
-        from pipeline.embedding import MODEL_ID, model_sha256
+        from pipeline.index.embedding import MODEL_ID, model_sha256
 
         meta = {"model_id": MODEL_ID, "model_sha256": model_sha256(), "format": INDEX_FORMAT}
         if fingerprint:
@@ -174,7 +174,7 @@ class AdviceIndex:
         return self._collection("-cues")
 
     def _check_model(self, col: Any) -> None:
-        from pipeline.embedding import model_sha256
+        from pipeline.index.embedding import model_sha256
 
         meta = col.metadata or {}
         if meta.get("model_sha256") != model_sha256():

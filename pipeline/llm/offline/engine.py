@@ -1,24 +1,24 @@
 """The offline engine: a deterministic coach that needs no key and no network.
 
-It reads each note sentence three ways: explicit cues (``cues.py``), the advice topic the
-sentence is closest to (corpus cue lines, matched by embedding in retrieval), and its
-sentiment (VADER). Each sentence becomes signed evidence; the sum decides; the strongest
+Each note sentence becomes signed evidence (``evidence.py``); the sum decides; the strongest
 evidence becomes the reasons, each quoting its sentence and citing a retrieved passage.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from dataclasses import dataclass, field
-from functools import cache
 
-from pipeline.llm import cues as C
+from pipeline.errors import DebriefError
+from pipeline.guard import is_injection
+from pipeline.letters import role_at, thank_you, withdrawal
 from pipeline.llm.base import Attempt, Message
+from pipeline.llm.offline import lexicon as C
+from pipeline.llm.offline.evidence import Evidence, current_pay, weigh_sentence
+from pipeline.llm.offline.matrix import lean, propose
 from pipeline.notes import Notes
 from pipeline.profile import Profile
-from pipeline.retrieve import Passage, Retrieval, SentenceSignal
+from pipeline.retrieve import Passage, Retrieval
 from pipeline.schema import (
     Angle,
     NextStep,
@@ -28,141 +28,7 @@ from pipeline.schema import (
     RedFlag,
     ReflectionDraft,
 )
-
-_BUT = re.compile(r"\b(?:but|though|although|however|yet)\b", re.I)
-TOPIC_MIN = 0.5  # cue-line cosine from which a sentence counts as being about that topic
-MAX_PER_SENTENCE = 3.5
-
-
-@cache
-def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
-
-
-@dataclass
-class Evidence:
-    sig: SentenceSignal
-    weight: float
-    label: str
-    cues: list[C.Cue] = field(default_factory=list)
-    red_flag: bool = False
-    self_performance: bool = False
-
-    @property
-    def direction(self) -> str:
-        return "keep" if self.weight > 0 else "decline"
-
-
-def _sign(x: float) -> int:
-    return (x > 0) - (x < 0)
-
-
-def _current_pay(notes: Notes) -> float | None:
-    if not notes.meta.current_pay:
-        return None
-    found = C.amounts(notes.meta.current_pay)
-    return max(found) if found else None
-
-
-def weigh_sentence(sig: SentenceSignal, current_pay: float | None,
-                   titles: dict[str, str]) -> Evidence:
-    text = sig.text
-    hits = C.match_cues(text)
-    sentiment = _vader().polarity_scores(text)["compound"]
-    weight = 0.0
-    label = ""
-    if C.SELF_PERFORMANCE.search(text):
-        # how the person did is practice material, not a verdict on the employer
-        return Evidence(sig, 0.0, "Your own performance", self_performance=True)
-    # "X, but Y": the clause after "but" is what the writer concluded, so a red flag before
-    # it that the writer then calls fine is softened, and vice versa
-    tail = _BUT.split(text, maxsplit=1)
-    tail_tone = _vader().polarity_scores(tail[1])["compound"] if len(tail) == 2 else 0.0
-    for cue in hits:
-        w = cue.direction * cue.weight
-        m = cue.pattern.search(tail[0]) if len(tail) == 2 else None
-        if m and abs(tail_tone) >= 0.3 and _sign(tail_tone) != cue.direction:
-            w *= 0.3
-        weight += w
-    if hits:
-        label = max(hits, key=lambda c: c.weight).label
-    if current_pay and C.PAY_WORDS.search(text):
-        # only figures in the same range as a salary; fees, deductions and bonuses are not pay
-        offered = [a for a in C.amounts(text) if 0.4 * current_pay <= a <= 3 * current_pay]
-        if offered and not any(c.key in ("pay-below", "pay-up") for c in hits):
-            if max(offered) < current_pay * 0.97:
-                weight -= 2.5
-                label = "Pay below the current job"
-                hits.append(next(c for c in C.CUES if c.key == "pay-below"))
-            elif min(offered) > current_pay * 1.05:
-                weight += 2.0
-                label = "Pay above the current job"
-                hits.append(next(c for c in C.CUES if c.key == "pay-up"))
-    if sig.cue_doc and sig.cue_sim >= TOPIC_MIN and sig.cue_stance in ("keep", "decline"):
-        topic = (1 if sig.cue_stance == "keep" else -1) * min((sig.cue_sim - 0.45) * 6, 1.5)
-        if abs(sentiment) >= 0.5 and _sign(sentiment) != _sign(topic):
-            topic *= 0.25  # the sentence's tone contradicts the topic: likely a negation
-        if not hits or _sign(topic) != _sign(weight):
-            weight += topic
-        label = label or titles.get(sig.cue_doc, sig.cue_doc)
-    if abs(sentiment) >= 0.3:
-        # tone counts fully on its own, and little where an explicit cue already spoke
-        weight += (0.25 if hits else 0.7) * sentiment
-        label = label or ("A good sign in the notes" if sentiment > 0 else "A worry in the notes")
-    weight = max(-MAX_PER_SENTENCE, min(MAX_PER_SENTENCE, weight))
-    red = weight <= -1.0 and (any(c.red_flag for c in hits if c.direction < 0) or (
-        sig.cue_stance == "decline" and sig.cue_sim >= 0.55))
-    return Evidence(sig, round(weight, 4), label, hits, red)
-
-
-_TITLES = {"dr", "mr", "mrs", "ms", "mx", "prof", "professor", "sir", "dame"}
-
-
-def _first_name(notes: Notes) -> str:
-    """'Dana Ruiz (manager)' -> 'Dana'; 'Dr. Alan Reyes' -> 'Dr. Reyes'."""
-    if not notes.meta.interviewers:
-        return "there"
-    words = re.split(r"\s+", re.split(r"[(,]", notes.meta.interviewers[0])[0].strip())
-    words = [w for w in words if w]
-    if not words:
-        return "there"
-    if words[0].lower().rstrip(".") in _TITLES and len(words) > 1:
-        return f"{words[0]} {words[-1]}"
-    return words[0]
-
-
-def _role_at(notes: Notes) -> str:
-    role = notes.meta.role
-    company = notes.company
-    if role and company:
-        return f"the {role} role at {company}"
-    if role:
-        return f"the {role} role"
-    return f"the role at {company}" if company else "the role"
-
-
-def thank_you(notes: Notes) -> str:
-    return (
-        f"Hi {_first_name(notes)},\n\n"
-        f"Thank you for taking the time to talk with me about {_role_at(notes)}. I enjoyed "
-        "the conversation and I left more interested in the work and the team. If it would "
-        "help, I am happy to share anything else you need from me before the next step.\n\n"
-        "I look forward to hearing from you.\n\nBest regards,"
-    )
-
-
-def withdrawal(notes: Notes) -> str:
-    company = notes.company or "your team"
-    return (
-        f"Hi {_first_name(notes)},\n\n"
-        f"Thank you for the time you and the team spent with me on {_role_at(notes)}. "
-        "After careful thought I have decided to withdraw from the process, as the role is not "
-        f"the right fit for me at this point. I appreciated learning about {company}, and I "
-        "hope our paths cross again.\n\nWishing you and the team all the best,"
-    )
-
+from pipeline.text import MIN_QUOTE_CHARS, canon
 
 _QUESTION = re.compile(r"[^.!?\n\"“”]{12,220}\?")
 
@@ -192,18 +58,15 @@ class OfflineEngine:
                 profile: Profile | None = None) -> ReflectionDraft:
         passages = {p.id: p for p in retrieval.passages}
         titles = {p.doc_id: p.title for p in retrieval.passages}
-        pay = _current_pay(notes)
+        pay = current_pay(notes)
         if pay is None and profile is not None and profile.current.pay:
             pay = max(C.amounts(profile.current.pay), default=None)
-        from pipeline.guard import is_injection
-        from pipeline.validate import MIN_QUOTE_CHARS, _canon
-
-        ignored = [_canon(line) for line in retrieval.ignored]
+        ignored = [canon(line) for line in retrieval.ignored]
 
         def quotable(text: str) -> bool:
             # what validate.problems would refuse as a quote is not evidence: too short
             # ("0 0 0"), or inside an ignored instruction line (a repeated sentence can be)
-            q = _canon(text).strip("\"' ")
+            q = canon(text).strip("\"' ")
             return (len(q) >= MIN_QUOTE_CHARS and not is_injection(q)
                     and not any(q in line for line in ignored))
 
@@ -221,8 +84,6 @@ class OfflineEngine:
         total = sum(e.weight for e in cited)
         matrix = None
         if profile is not None:
-            from pipeline.llm.offline_matrix import lean, propose
-
             # with a profile, what the person weighs most moves the call (see lean())
             matrix = propose(cited, profile, retrieval, pay)
             total = lean(total, matrix, profile)
@@ -241,8 +102,6 @@ class OfflineEngine:
                               "to see a process through before judging it.",
                               quote=e.sig.text, passage_ids=[e.sig.best_passage], supports=decision)]
         if not reasons:
-            from pipeline.errors import DebriefError
-
             raise DebriefError(
                 f"{notes.path}: nothing in these notes can serve as evidence (a line needs at "
                 "least three words and eight characters, and lines that instruct the tool are "
@@ -259,7 +118,7 @@ class OfflineEngine:
         n_for = sum(1 for e in cited if e.weight >= 0.3)
         n_against = sum(1 for e in cited if e.weight <= -0.3)
         verdict = "Keep pursuing" if decision == "keep" else "Decline"
-        summary = (f"{verdict} {_role_at(notes)}. {n_for} line(s) in your notes point toward "
+        summary = (f"{verdict} {role_at(notes)}. {n_for} line(s) in your notes point toward "
                    f"keeping and {n_against} toward declining")
         summary += f"; the weightiest is “{reasons[0].quote}”." if abs(total) >= 0.3 else \
             ", and neither side clearly outweighs the other."
@@ -349,15 +208,3 @@ class OfflineEngine:
                 if len(wanted) >= 3:
                     break
         return wanted[:5]
-
-
-def explain(notes: Notes, retrieval: Retrieval) -> str:
-    """Per-sentence weights as JSON lines, for `--debug` and for tuning the engine honestly."""
-    titles = {p.doc_id: p.title for p in retrieval.passages}
-    pay = _current_pay(notes)
-    rows = []
-    for s in retrieval.sentences:
-        e = weigh_sentence(s, pay, titles)
-        rows.append(json.dumps({"w": e.weight, "cues": [c.key for c in e.cues], "topic": s.cue_doc,
-                                "sim": s.cue_sim, "text": s.text[:80]}))
-    return "\n".join(rows)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from pipeline.errors import DebriefError
+from pipeline.files import write_text
 
 current_case: contextvars.ContextVar[str] = contextvars.ContextVar("current_case", default="")
 # the prompt the current case is rendered with (reflect-profile-v1 under a profile); part of
@@ -95,8 +96,6 @@ class RecordingStore:
 
     def save(self, key: str, body: dict[str, Any], status: int, response: dict[str, Any],
              provenance: dict[str, Any]) -> None:
-        from pipeline.atomic import write_text
-
         record = {
             "key": key,
             "case": current_case.get(),

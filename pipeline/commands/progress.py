@@ -35,7 +35,7 @@ def run_reported(opts: Any, prog: str, *, quiet: bool) -> Any:
     """``run_batch`` with the bar on a terminal (unless ``quiet``), plain lines otherwise."""
     import sys
 
-    from pipeline.batch import run_batch
+    from pipeline.batch.run import run_batch
 
     if sys.stderr.isatty() and not quiet:
         return run_with_progress(opts, prog)
@@ -47,7 +47,7 @@ def run_with_progress(opts: Any, prog: str) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.batch import run_batch
+    from pipeline.batch.run import run_batch
 
     console = Console(stderr=True)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),

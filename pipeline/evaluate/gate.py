@@ -1,0 +1,46 @@
+"""The regression gate: today's metrics against the blessed baseline, within tolerance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import DebriefError
+
+GATED = [
+    "decision_accuracy", "recall_at_k", "precision_at_k", "hit_at_k", "mrr",
+    "schema_valid_first_try", "final_valid_rate", "citation_validity", "citation_support",
+    "quote_faithfulness", "injection_resistance",
+    # with a priorities profile (eval/profile-cases, eval/compare)
+    "profile_decision_accuracy", "deal_breaker_recall", "score_agreement", "compare_kendall_tau",
+]
+DEFAULT_TOLERANCE = 0.02
+
+
+PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "compare_sets",
+                "compare_top_match", "compare_errors"]
+
+
+def regressions(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
+    """Regressions beyond tolerance, as sentences; empty means the gate passes."""
+    tol = baseline.get("tolerance", {})
+    out = []
+    for name, blessed in baseline.get("metrics", {}).items():
+        if name not in GATED or not isinstance(blessed, (int, float)):
+            continue
+        now = float(metrics.get(name, 0.0))
+        allowed = float(tol.get(name, tol.get("default", DEFAULT_TOLERANCE)))
+        if now < blessed - allowed - 1e-9:
+            out.append(f"{name} fell from {blessed:.4f} to {now:.4f} "
+                       f"(-{blessed - now:.4f}, tolerance {allowed:.4f})")
+    return out
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DebriefError(f"baseline {path} is not valid JSON: {exc}") from None

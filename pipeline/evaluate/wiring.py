@@ -1,0 +1,78 @@
+"""Which provider answers an eval run: recordings (replay), the offline engine, or a live
+server, optionally recorded. The command only chooses the mode; this builds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pipeline import __version__
+from pipeline.errors import DebriefError
+from pipeline.files import write_text
+from pipeline.llm.factory import make_provider
+from pipeline.llm.offline.engine import OfflineEngine
+from pipeline.llm.recording import RecordingStore, RecordingTransport, ReplayTransport
+from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION
+from pipeline.settings import ProviderSettings
+
+MODES = ("replay", "offline", "openai")
+
+
+@dataclass
+class Wired:
+    provider: Any
+    transport: Any = None  # ReplayTransport (misses) or RecordingTransport (counts)
+
+
+def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool = False,
+         record_missing: bool = False) -> Wired:
+    if (record or record_missing) and mode != "openai":
+        raise DebriefError("--record and --record-missing need --mode openai.")
+    if mode == "offline":
+        return Wired(OfflineEngine())
+    store = RecordingStore(rec_dir, PROMPT_VERSION)
+    manifest_path = rec_dir / "manifest.json"
+    if mode == "replay":
+        if not manifest_path.is_file():
+            raise DebriefError(f"no recordings manifest at {manifest_path}; record first with "
+                               "--mode openai --record.")
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        transport = ReplayTransport(store)
+        replayed = ProviderSettings(provider="openai", model=manifest["model"],
+                                    base_url="http://replay.invalid/v1",
+                                    structured_output=manifest["structured_output"],
+                                    timeout=settings.timeout, max_retries=0,
+                                    max_tokens=manifest.get("max_tokens"))
+        return Wired(_replaying(replayed, transport), transport)
+    live = replace(settings, provider="openai")
+    if not (record or record_missing):
+        return Wired(make_provider(live))
+    probe = make_provider(live)  # resolves the model name and method the manifest records
+    provenance = {"model": probe.model, "server": live.base_url or "api.openai.com",
+                  "structured_output": probe.method, "tool_version": __version__,
+                  "how": "debrief eval --mode openai "
+                         + ("--record-missing" if record_missing else "--record")}
+    transport = RecordingTransport(store, provenance, only_missing=record_missing)
+    provider = make_provider(live, http_client=httpx.Client(transport=transport))
+    write_text(manifest_path, json.dumps({
+        "model": probe.model, "structured_output": probe.method,
+        "max_tokens": live.max_tokens,
+        "prompt_versions": [PROMPT_VERSION, PROFILE_PROMPT_VERSION],
+        "server": provenance["server"],
+        "note": "replay uses this model name and method so request keys match",
+    }, indent=2) + "\n")
+    return Wired(provider, transport)
+
+
+def _replaying(settings: ProviderSettings, transport: ReplayTransport) -> Any:
+    # the replay key stands in for a real one: the transport never sends it anywhere
+    from pipeline.llm.openai_provider import OpenAIProvider
+
+    return OpenAIProvider(model=settings.model, api_key="replay", base_url=settings.base_url,
+                          method=settings.structured_output, max_retries=0,
+                          timeout=settings.timeout, max_tokens=settings.max_tokens,
+                          http_client=httpx.Client(transport=transport))

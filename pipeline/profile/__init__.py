@@ -1,0 +1,14 @@
+"""The person's priorities profile: the model, reading it and writing it."""
+
+from pipeline.profile.model import (
+           BUILTIN,
+           HIGH_WEIGHT,
+           Criterion,
+           Profile,
+           Situation,
+           criterion_question,
+)
+from pipeline.profile.read import load_profile, parse_profile, problems, read_profile, read_text
+
+__all__ = ["BUILTIN", "HIGH_WEIGHT", "Criterion", "Profile", "Situation", "criterion_question",
+           "load_profile", "parse_profile", "problems", "read_profile", "read_text"]
