@@ -1,0 +1,1 @@
+"""The eval harness: labelled cases, the run, the metrics, the gate, the wiring of replay."""

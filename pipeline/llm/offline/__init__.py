@@ -1,0 +1,1 @@
+"""The offline engine: a deterministic reader of notes that needs no model."""

@@ -1,0 +1,1 @@
+"""Views: Markdown and JSON for reflections, rankings, the digest and eval reports."""
