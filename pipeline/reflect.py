@@ -14,7 +14,7 @@ from pipeline.profile import Profile
 from pipeline.prompts import prompt_version, render_messages
 from pipeline.retrieve import Retrieval, RetrieveOptions, retrieve
 from pipeline.schema import NotesInfo, Reflection, Source
-from pipeline.validate import problems
+from pipeline.validate import draft_problems
 
 MAX_ATTEMPTS = 2  # one answer, and one retry with the validation errors fed back
 
@@ -41,7 +41,7 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
         if attempt.draft is None:
             errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
         else:
-            errors = problems(attempt.draft, notes, retrieval, profile)
+            errors = draft_problems(attempt.draft, notes, retrieval, profile)
         if trace is not None:
             trace.append((attempt, errors))
         if not errors:
@@ -54,7 +54,7 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
     )
 
 
-def reflect(notes: Notes, index: AdviceIndex, provider: Provider, *,
+def reflect_on(notes: Notes, index: AdviceIndex, provider: Provider, *,
             opts: RetrieveOptions | None = None, status: Status | None = None,
             trace: list[tuple[Attempt, list[str]]] | None = None,
             retrieval: Retrieval | None = None, profile: Profile | None = None) -> Reflection:

@@ -11,7 +11,7 @@ from pipeline.schema import ReflectionDraft
 from pipeline.text import MIN_QUOTE_CHARS, canon
 
 
-def problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
+def draft_problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,
              profile: Profile | None = None) -> list[str]:
     """Every reason that makes this draft unfit to show; empty when it is valid."""
     found: list[str] = []

@@ -184,7 +184,7 @@ def test_unexpected_error_is_one_line_exit_1(indexed_home: Path,
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(pipeline.reflect, "reflect", boom)
+    monkeypatch.setattr(pipeline.reflect, "reflect_on", boom)
     line = assert_one_line_error(run_cli("reflect", NOTES), "unexpected error",
                                  "RuntimeError: boom", "--debug", exit_code=1)
     assert "second line" in line  # the message is folded onto the one line
@@ -197,7 +197,7 @@ def test_debug_shows_the_real_exception(indexed_home: Path,
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline.reflect, "reflect", boom)
+    monkeypatch.setattr(pipeline.reflect, "reflect_on", boom)
     with pytest.raises(RuntimeError, match="boom"):
         run_cli("--debug", "reflect", NOTES)
 

@@ -27,7 +27,7 @@ from pipeline.schema import (
     Reason,
     Reflection,
 )
-from pipeline.validate import problems
+from pipeline.validate import draft_problems
 
 PROFILE = """
 must_haves = ["a written orientation plan"]
@@ -163,7 +163,7 @@ def test_total_for_any_weights_and_scores_in_any_order(weights: dict[str, int],
 ])
 def test_matrix_problems_are_named(tmp_path: Path, matrix: MatrixDraft, needle: str) -> None:
     notes, ret = notes_and_retrieval(tmp_path)
-    found = problems(draft(matrix), notes, ret, profile())
+    found = draft_problems(draft(matrix), notes, ret, profile())
     assert any(needle in f for f in found), found
 
 
@@ -178,12 +178,12 @@ def test_a_valid_matrix_passes_and_a_missing_one_does_not(tmp_path: Path) -> Non
                                       quote="every third weekend, holidays rotate")],
         must_haves=[MustHaveCheck(must_have="a written orientation plan", status="met",
                                   quote="a written 8-week orientation")])
-    assert problems(draft(good), notes, ret, profile()) == []
+    assert draft_problems(draft(good), notes, ret, profile()) == []
     plain = draft(good).model_dump(exclude={"matrix"})
     from pipeline.schema import ReflectionDraft
 
-    assert "matrix is missing" in problems(ReflectionDraft(**plain), notes, ret, profile())[0]
-    assert problems(ReflectionDraft(**plain), notes, ret, None) == []
+    assert "matrix is missing" in draft_problems(ReflectionDraft(**plain), notes, ret, profile())[0]
+    assert draft_problems(ReflectionDraft(**plain), notes, ret, None) == []
 
 
 # -- the profile's rules -------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_an_open_deal_breaker_forces_decline_with_a_withdrawal(tmp_path: Path) -
     assert base.decision == "decline" and base.next_step.kind == "withdrawal"
     assert m.forced_decline == "deal-breaker in your profile: no weekend work"
     assert base.reasons[0].quote == "every third weekend" and base.reasons[0].supports == "decline"
-    assert not problems(base, notes, ret)  # the forced result is itself valid
+    assert not draft_problems(base, notes, ret)  # the forced result is itself valid
 
 
 def test_a_resolved_deal_breaker_does_not(tmp_path: Path) -> None:
@@ -230,7 +230,7 @@ def test_a_forced_reason_cites_the_passage_its_quote_fits(tmp_path: Path) -> Non
                         quote="a written 8-week orientation")
     base, _ = apply_matrix(draft(MatrixDraft(must_haves=[chk])), profile(), notes, ret)
     assert base.reasons[0].passage_ids == ["onboarding-support#0"]
-    assert not problems(base, notes, ret)
+    assert not draft_problems(base, notes, ret)
 
     # a deal-breaker citing nothing, in a sentence retrieval did not score: the first
     # retrieved passage that argues for declining

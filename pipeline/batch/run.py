@@ -43,7 +43,7 @@ from pipeline.llm.factory import describe, make_provider
 from pipeline.notes import company_from_filename, parse_notes
 from pipeline.profile import Profile
 from pipeline.prompts import prompt_version
-from pipeline.reflect import reflect
+from pipeline.reflect import reflect_on
 from pipeline.render.digest import RunSummary, render_digest
 from pipeline.render.reflection import reflection_json, reflection_markdown
 from pipeline.retrieve import retrieve
@@ -351,7 +351,7 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
     limited = InFlightLimit(provider, concurrency)
 
     def work(job: Job, retrieval: Any) -> Any:
-        result = reflect(job.parsed, index, limited, retrieval=retrieval,
+        result = reflect_on(job.parsed, index, limited, retrieval=retrieval,
                          profile=opts.profile)
         md_rel, json_rel = job.outs
         _write_output(out_dir, json_rel, reflection_json(result))

@@ -13,7 +13,8 @@ from pipeline.settings import IndexSettings, ProviderSettings
 
 
 @click.group(invoke_without_command=True)
-@click.option("--mode", type=click.Choice(["replay", "offline", "openai"]), default="replay", show_default=True,
+@click.option("--mode", type=click.Choice(["replay", "offline", "openai"]), default="replay",
+              show_default=True,
               envvar="DEBRIEF_EVAL_MODE",
               help="replay: recorded model answers, offline. offline: the offline engine. "
                    "openai: a live server (OPENAI_API_KEY or OPENAI_BASE_URL).")
@@ -70,7 +71,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     from pipeline import __version__
     from pipeline.errors import DebriefError
     from pipeline.evaluate.cases import cases_digest, load_cases, load_compare_sets
-    from pipeline.evaluate.gate import load_baseline, regressions
+    from pipeline.evaluate.gate import REPORTED, load_baseline, regressions
     from pipeline.evaluate.metrics import aggregate, aggregate_profile
     from pipeline.evaluate.run import run_compare_sets, run_eval, run_profile_cases
     from pipeline.evaluate.wiring import wire
@@ -130,7 +131,7 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     report["regressions"] = regressions(metrics, baseline) if baseline else []
 
     write_text(report_dir / "report.json", json.dumps(report, indent=2) + "\n")
-    write_text(report_dir / "report.md", eval_report_markdown(report))
+    write_text(report_dir / "report.md", eval_report_markdown(report, REPORTED))
     _print_summary(report, baseline)
     click.echo(f"report: {report_dir / 'report.md'}", err=True)
 
@@ -158,7 +159,7 @@ def _print_summary(report: dict, baseline: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.evaluate.gate import GATED, PROFILE_INFO
+    from pipeline.evaluate.gate import REPORTED
 
     m = report["metrics"]
     table = Table(title=f"debrief eval · {report['mode']} · {report['versions']['engine']} "
@@ -166,8 +167,7 @@ def _print_summary(report: dict, baseline: dict) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("baseline", justify="right")
-    for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
-                 "latency_mean_s", "latency_p95_s", "tokens_total", *PROFILE_INFO]:
+    for name in (n for n in REPORTED if n != "cases"):
         if name not in m:
             continue
         base = baseline.get("metrics", {}).get(name, "") if baseline else ""

@@ -239,10 +239,10 @@ def _check_writable(path: Path, *, force: bool) -> None:
 
 
 def _report(path: Path, *, fix: str) -> None:
-    from pipeline.profile import parse_profile, problems, read_text
+    from pipeline.profile import parse_profile, profile_problems, read_text
 
     text = read_text(path)
-    found = problems(text)
+    found = profile_problems(text)
     if found:
         for line in found:
             click.echo(line)

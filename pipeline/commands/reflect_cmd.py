@@ -62,7 +62,7 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
     from pipeline.llm.factory import make_provider
     from pipeline.notes import read_notes
     from pipeline.profile import load_profile
-    from pipeline.reflect import reflect as run
+    from pipeline.reflect import reflect_on
     from pipeline.render.reflection import reflection_json, reflection_markdown
     from pipeline.retrieve import RetrieveOptions
 
@@ -81,7 +81,7 @@ def reflect(notes_file: Path, as_json: bool, out_path: Path | None, show_sources
     engine = make_provider(provider)
     advice = open_index(index)
     ensure_index(advice, index.corpus_folders(), lambda m: click.echo(m, err=True))
-    result = run(notes, advice, engine, opts=RetrieveOptions(k=top_k), status=status,
+    result = reflect_on(notes, advice, engine, opts=RetrieveOptions(k=top_k), status=status,
                  profile=profile)
 
     if out_path is not None:

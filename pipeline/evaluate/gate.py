@@ -20,6 +20,9 @@ DEFAULT_TOLERANCE = 0.02
 
 PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "compare_sets",
                 "compare_top_match", "compare_errors"]
+# the metrics a report shows, in order
+REPORTED = [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
+            "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]
 
 
 def regressions(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:

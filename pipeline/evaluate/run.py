@@ -25,7 +25,7 @@ from pipeline.notes import read_notes
 from pipeline.profile import read_profile
 from pipeline.prompts import prompt_version
 from pipeline.rank import rank_processes
-from pipeline.reflect import reflect
+from pipeline.reflect import reflect_on
 from pipeline.retrieve import RetrieveOptions, retrieve
 from pipeline.text import normalize_ws
 
@@ -44,7 +44,7 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int,
         res.recall, res.precision, res.hit, res.rr = retrieval_scores(res.retrieved_docs, case.gold)
         trace: list = []
         try:
-            out = reflect(notes, index, provider, trace=trace, retrieval=retrieval,
+            out = reflect_on(notes, index, provider, trace=trace, retrieval=retrieval,
                           profile=profile)
             if profile is not None:
                 matrix_scores(res, case, out.matrix)
@@ -135,7 +135,7 @@ def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir:
             token = current_case.set(f"{name}/{path.name}")
             prompt_token = current_prompt.set(prompt_version(profile))
             try:
-                reflections.append(reflect(read_notes(path), index, provider, profile=profile,
+                reflections.append(reflect_on(read_notes(path), index, provider, profile=profile,
                                            opts=RetrieveOptions(k=k)))
             except DebriefError as exc:
                 res.errors.append(f"{path.name}: {exc.message}")

@@ -8,7 +8,13 @@ from pipeline.profile.model import (
            Situation,
            criterion_question,
 )
-from pipeline.profile.read import load_profile, parse_profile, problems, read_profile, read_text
+from pipeline.profile.read import (
+           load_profile,
+           parse_profile,
+           profile_problems,
+           read_profile,
+           read_text,
+)
 
 __all__ = ["BUILTIN", "HIGH_WEIGHT", "Criterion", "Profile", "Situation", "criterion_question",
-           "load_profile", "parse_profile", "problems", "read_profile", "read_text"]
+           "load_profile", "parse_profile", "profile_problems", "read_profile", "read_text"]

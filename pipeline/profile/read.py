@@ -35,7 +35,7 @@ def parse_profile(text: str, where: str) -> Profile:
                            "run 'debrief profile check' for all of them.") from None
 
 
-def problems(text: str) -> list[str]:
+def profile_problems(text: str) -> list[str]:
     """Every problem in a profile text, one line each ('debrief profile check')."""
     try:
         data = tomllib.loads(text)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.evaluate.gate import GATED, PROFILE_INFO
 
-
-def eval_report_markdown(report: dict[str, Any]) -> str:
+def eval_report_markdown(report: dict[str, Any], metric_names: list[str]) -> str:
+    """``metric_names``: the metrics to list, in order (the gate owns which ones)."""
     m = report["metrics"]
     v = report["versions"]
     prompt = v["prompt_version"]
@@ -17,8 +16,7 @@ def eval_report_markdown(report: dict[str, Any]) -> str:
              f"Engine {v['engine']} / {v['model']} · prompt {prompt} · index "
              f"{v['index_fingerprint']} · cases {v['cases_digest']} · tool {v['tool']}", "",
              "| metric | value |", "| --- | --- |"]
-    for name in [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
-                 "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]:
+    for name in metric_names:
         if name in m:
             lines.append(f"| {name} | {m.get(name)} |")
     lines += ["", "## Confusion (expected → got)", "", "| expected | keep | decline | error |",

@@ -51,10 +51,10 @@ class OfflineEngine:
 
     def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
                  profile: Profile | None = None) -> Attempt:
-        draft = self.reflect(notes, retrieval, profile)
+        draft = self.draft(notes, retrieval, profile)
         return Attempt(draft=draft, raw=draft.model_dump_json())
 
-    def reflect(self, notes: Notes, retrieval: Retrieval,
+    def draft(self, notes: Notes, retrieval: Retrieval,
                 profile: Profile | None = None) -> ReflectionDraft:
         passages = {p.id: p for p in retrieval.passages}
         titles = {p.doc_id: p.title for p in retrieval.passages}
