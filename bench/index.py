@@ -7,6 +7,10 @@
 3. Cold `debrief --help` against a bare `python -c "import click"`.
 4. Warm offline `debrief reflect` on the example note, as a whole process: as a new note
    (embedding cache off) and as a note seen before (its vectors from the cache).
+5. Batch independence: every chunk embedded alone against in the length-sorted batches
+   (must be bit-identical: a text's vector is a function of the text alone), the cost of
+   embedding one text at a time instead, and the cost of checking cached vectors on read
+   (digest, finite, unit length) per 1,000 vectors.
 
     python bench/index.py [--repeat 5]
 """
@@ -87,6 +91,30 @@ def main() -> None:
     print(f"embed {len(chunks)} corpus chunks: stock {t_stock:.2f}s ({len(chunks) / t_stock:.1f}/s), "
           f"ours {t_ours:.2f}s ({len(chunks) / t_ours:.1f}/s), speed-up x{t_stock / t_ours:.2f}, "
           f"min cosine between the two {cos:.5f}")
+
+    t = time.perf_counter()
+    alone = np.stack([ours.embed([c])[0] for c in chunks])
+    t_alone = time.perf_counter() - t
+    diff = float(np.abs(alone - b).max())
+    print(f"batch independence: max |alone - batched| over {len(chunks)} chunks = {diff:g} "
+          f"(must be 0); one text at a time {t_alone:.2f}s vs batched {t_ours:.2f}s "
+          f"(x{t_alone / t_ours:.2f})")
+    with tempfile.TemporaryDirectory() as tmp:
+        from pipeline.index.embed_cache import EmbeddingCache, usable
+
+        cache = EmbeddingCache(Path(tmp) / "c.sqlite3", "bench")
+        texts = [f"{i} {c}" for i, c in enumerate(chunks * 5)][:1000]
+        vecs = np.resize(b, (len(texts), b.shape[1]))
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        cache.put_many(texts, vecs.astype(np.float32))
+        from pipeline.index.embed_cache import _open
+
+        t_get = _best(lambda: [usable(v) for v in cache.get_many(texts).values()], args.repeat)
+        rows = cache._connect().execute("SELECT key, vec FROM vectors").fetchall()
+        t_check = _best(lambda: [usable(_open(k, b)) for k, b in rows], args.repeat)
+        cache.close()
+    print(f"cached vectors: 1000 read {t_get * 1000:.1f} ms, of which the checks (digest, "
+          f"finite, unit length) {t_check * 1000:.1f} ms")
 
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, DEBRIEF_HOME=home, ANONYMIZED_TELEMETRY="False")

@@ -5,6 +5,7 @@ Paths are read at call time, never at import, so tests (and users) can switch ho
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -43,8 +44,13 @@ def ensure_home() -> Path:
 
 
 def chroma_dir() -> Path:
-    """The embedded Chroma index."""
+    """The embedded Chroma index: its builds and a pointer per collection (index/store.py)."""
     return home() / CHROMA
+
+
+def server_lock_path(url: str) -> Path:
+    """The lock a build of a Chroma server's index holds on this machine (one per URL)."""
+    return home() / f"chroma-server-{hashlib.sha256(url.encode()).hexdigest()[:12]}.lock"
 
 
 def config_path() -> Path:

@@ -9,6 +9,7 @@ languages) go to langdetect, whose profiles load in about 0.2 s, only then.
 from __future__ import annotations
 
 import re
+import threading
 
 _WORD = re.compile(r"[^\W\d_]+")
 # common in English notes and rare as words of the languages langdetect knows best
@@ -19,6 +20,9 @@ _EN = frozenset({
 EN_SHARE = 0.08  # plain English prose runs at 0.3 or more; bullet lists far lower
 MIN_WORDS = 6  # fewer words cannot be told apart
 MIN_CONFIDENCE = 0.9  # langdetect's probability needed to call a note another language
+# langdetect publishes its profile factory before it has loaded the profiles: a second thread
+# (a batch works on two notes at once) then detects against a half-loaded set of languages
+_DETECT_LOCK = threading.Lock()
 
 
 def detect_language(text: str) -> str | None:
@@ -34,7 +38,8 @@ def detect_language(text: str) -> str | None:
 
     DetectorFactory.seed = 0  # langdetect samples at random; a seed makes it repeatable
     try:
-        best = detect_langs(text[:5000])[0]
+        with _DETECT_LOCK:
+            best = detect_langs(text[:5000])[0]
     except LangDetectException:
         return None
     return best.lang if best.lang != "en" and best.prob >= MIN_CONFIDENCE else None

@@ -3,6 +3,10 @@
 Two collections: ``<name>`` holds corpus chunks, ``<name>-cues`` holds each document's cue
 lines. Both carry our embedding function in their configuration, so Chroma itself refuses a
 query through another model, and the model's sha256 in their metadata.
+
+Every build goes into a fresh place and becomes current only once complete (see ``store.py``):
+an interrupted build is never read, and the next use builds again. Readers follow the pointer,
+so an ``AdviceIndex`` held across a build sees the new one at its next ``passages()``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import contextlib
 import hashlib
 import re
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +25,19 @@ from urllib.parse import urlparse
 
 from pipeline.corpus import Chunk, chunk_corpus, load_corpus
 from pipeline.errors import IndexError_
+from pipeline.home import server_lock_path
+from pipeline.index import store
+from pipeline.index.store import Current, Notify, Pin
 
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 DEFAULT_COLLECTION = "advice"
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,505}[a-zA-Z0-9]$")
+# 512 characters at most in Chroma, and a server build adds ".<build id>-cues" (29)
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,479}[a-zA-Z0-9]$")
+UPSERT_BATCH = 64  # texts embedded and written at a time
+COPY_BATCH = 500  # stored rows copied into a new build at a time
 
 Progress = Callable[[int, int], None]
+Row = tuple[str, str, dict[str, Any]]
 
 
 @dataclass
@@ -44,20 +57,23 @@ class IndexReport:
 def check_collection_name(name: str) -> str:
     if not _NAME_RE.match(name) or ".." in name:
         raise IndexError_(
-            f"collection name '{name}' is not valid: use 3-505 characters of letters, digits, "
+            f"collection name '{name}' is not valid: use 3-481 characters of letters, digits, "
             "'.', '_' or '-', starting and ending with a letter or digit."
         )
     return name
 
 
-def open_client(chroma_url: str | None, home: Path, token: str | None = None) -> Any:
-    """An embedded PersistentClient under DEBRIEF_HOME, or an HttpClient for a `chroma run` server."""
+def open_client(chroma_url: str | None, home: Path, token: str | None = None, *,
+                path: Path | None = None) -> Any:
+    """An embedded PersistentClient (``path``, default the index folder under DEBRIEF_HOME), or
+    an HttpClient for a `chroma run` server."""
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
     if not chroma_url:
-        path = home / "chroma"
+        path = path or home / "chroma"
+        store.check_root(home / "chroma")
         try:
             return chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:
@@ -67,8 +83,8 @@ def open_client(chroma_url: str | None, home: Path, token: str | None = None) ->
 
                 SharedSystemClient._identifier_to_system.pop(str(path), None)
             raise IndexError_(
-                f"the index at {path} cannot be opened ({type(exc).__name__}: {exc}); "
-                "run 'debrief index --rebuild', which sets the broken folder aside."
+                f"the index at {path} cannot be opened ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}); run 'debrief index --rebuild'."
             ) from None
     try:
         url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
@@ -95,25 +111,68 @@ def open_client(chroma_url: str | None, home: Path, token: str | None = None) ->
     return client
 
 
+def _corpus_rows(corpus_dirs: list[Path]) -> tuple[int, list[Row], list[Row], str]:
+    """Documents, chunk rows, cue rows and the fingerprint a build of them records."""
+    from pipeline.index.embedding import model_sha256
+
+    docs = load_corpus(corpus_dirs)
+    chunk_rows = [(c.id, c.embed_text, AdviceIndex._chunk_meta(c)) for c in chunk_corpus(docs)]
+    cue_rows = [
+        (f"{d.id}~{i}", cue.strip(), {"doc_id": d.id, "stance": d.stance})
+        for d in docs
+        for i, cue in enumerate(d.cues)
+        if isinstance(cue, str) and cue.strip()
+    ]
+    for r in cue_rows:
+        r[2]["hash"] = AdviceIndex._hash(r)
+    fingerprint = hashlib.sha256(
+        "\n".join([r[2]["hash"] for r in chunk_rows] + [r[2]["hash"] for r in cue_rows]).encode()
+        + model_sha256().encode()
+    ).hexdigest()[:16]
+    return len(docs), chunk_rows, cue_rows, fingerprint
+
+
 def corpus_fingerprint(corpus_dirs: list[Path]) -> str:
     """The fingerprint ``AdviceIndex.build`` would record for this corpus, without embedding.
 
     `debrief doctor` compares it with the stored one to tell whether the corpus changed.
     """
-    from pipeline.index.embedding import model_sha256
+    return _corpus_rows(corpus_dirs)[3]
 
-    docs = load_corpus(corpus_dirs)
-    hashes = [c.content_hash for c in chunk_corpus(docs)]
-    hashes += [AdviceIndex._hash((f"{d.id}~{i}", cue.strip(), {"doc_id": d.id, "stance": d.stance}))
-               for d in docs for i, cue in enumerate(d.cues) if isinstance(cue, str) and cue.strip()]
-    return hashlib.sha256("\n".join(hashes).encode() + model_sha256().encode()).hexdigest()[:16]
+
+@dataclass
+class _Opened:
+    """One complete build, opened: what retrieval reads."""
+
+    build: str  # "" for the layout before builds
+    fingerprint: str
+    client: Any
+    passages: Any
+    cues: Any
+    pin: Pin | None = None
+    close_client: bool = False
+
+
+def _release(opened: list[_Opened]) -> None:
+    for o in opened:
+        if o.close_client:
+            with contextlib.suppress(Exception):
+                o.client.close()
+        if o.pin is not None:
+            o.pin.release()
 
 
 class AdviceIndex:
-    """Chunks and cues in Chroma, embedded with the local model."""
+    """Chunks and cues in Chroma, embedded with the local model.
 
-    def __init__(self, client: Any, name: str = DEFAULT_COLLECTION, location: str = "") -> None:
-        self.client = client
+    ``client`` is a server's HttpClient; for the embedded index pass None and ``root``, the
+    folder holding the builds (``DEBRIEF_HOME/chroma``)."""
+
+    def __init__(self, client: Any, name: str = DEFAULT_COLLECTION, location: str = "", *,
+                 root: Path | None = None, home: Path | None = None) -> None:
+        self._server = client
+        self.root = root
+        self.home = home or (root.parent if root else None)
         self.name = check_collection_name(name)
         self.location = location
         from pipeline.index.embedding import get_embedder
@@ -122,29 +181,55 @@ class AdviceIndex:
         self._rows: dict[str, tuple[dict[str, Any], Any]] = {}
         self._rows_version = ""
         self._rows_lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._opened: _Opened | None = None
+        self._all: list[_Opened] = []  # kept open for threads still reading an older build
+        self._finalizer = weakref.finalize(self, _release, self._all)
+        self._finalizer.atexit = False  # at exit the process lets go of everything anyway
 
-    # -- collections ---------------------------------------------------------------------
-    def _collection(self, suffix: str = "", create: bool = False) -> Any:
-        name = self.name + suffix
+    @property
+    def embedded(self) -> bool:
+        return self._server is None
+
+    @property
+    def client(self) -> Any:
+        """The server's client, or the embedded client of the build in use (None before any)."""
+        if not self.embedded:
+            return self._server
+        with self._lock:
+            if self._opened is None:
+                with contextlib.suppress(IndexError_):
+                    self._refresh()
+            return self._opened.client if self._opened else None
+
+    def close(self) -> None:
+        """Release every build this index opened (the CLI lets the process end instead)."""
+        with self._lock:
+            _release(self._all)
+            self._all.clear()
+            self._opened = None
+
+    # -- what is current -------------------------------------------------------------------
+    def _get(self, client: Any, name: str, *, missing_ok: bool = False) -> Any:
         try:
-            if create:
-                return self.client.get_or_create_collection(
-                    name, embedding_function=self.embedder, metadata=self._metadata()
-                )
-            return self.client.get_collection(name, embedding_function=self.embedder)
+            return client.get_collection(name, embedding_function=self.embedder)
         except ValueError as exc:
             if "conflict" in str(exc).lower() or "embedding function" in str(exc).lower():
                 raise IndexError_(
                     f"collection '{name}' was built with another embedding model; "
                     "run 'debrief index --rebuild' (or pick another --collection)."
                 ) from None
+            if missing_ok:
+                return None
             raise self._missing(name) from None
         except Exception as exc:
             if "does not exist" in str(exc) or "NotFound" in type(exc).__name__:
+                if missing_ok:
+                    return None
                 raise self._missing(name) from None
             raise IndexError_(
-                f"the index '{name}' cannot be read ({type(exc).__name__}: {exc}); "
-                "run 'debrief index --rebuild'."
+                f"the index '{name}' cannot be read ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:200]}); run 'debrief index --rebuild'."
             ) from None
 
     def _missing(self, name: str) -> IndexError_:
@@ -158,21 +243,6 @@ class AdviceIndex:
             meta["fingerprint"] = fingerprint
         return meta
 
-    def exists(self) -> bool:
-        try:
-            names = {getattr(c, "name", c) for c in self.client.list_collections()}
-        except Exception as exc:
-            raise IndexError_(f"the index cannot be listed ({type(exc).__name__}: {exc}).") from None
-        return self.name in names and self.name + "-cues" in names
-
-    def passages(self) -> Any:
-        col = self._collection()
-        self._check_model(col)
-        return col
-
-    def cues(self) -> Any:
-        return self._collection("-cues")
-
     def _check_model(self, col: Any) -> None:
         from pipeline.index.embedding import model_sha256
 
@@ -184,11 +254,162 @@ class AdviceIndex:
                 f"{model_sha256()[:12]}; run 'debrief index --rebuild'."
             )
 
+    def _pointer(self) -> Any:
+        """A server's pointer collection (or the passages of the layout before builds)."""
+        return self._get(self._server, self.name, missing_ok=True)
+
+    def _resolve(self) -> Current:
+        """What the pointer names, without opening it."""
+        if self.embedded:
+            assert self.root is not None
+            return store.resolve_embedded(self.root, self.name)
+        ptr = self._pointer()
+        if ptr is None:
+            return Current("missing")
+        meta = ptr.metadata or {}
+        self._check_model(ptr)
+        if not meta.get("build"):
+            return Current("legacy")
+        counts = (int(meta.get("chunks", -1)), int(meta.get("cues", -1)))
+        return Current("complete", build=str(meta["build"]),
+                       fingerprint=str(meta.get("fingerprint", "")), counts=counts)
+
+    def _open(self, cur: Current) -> _Opened | Current | None:
+        """Open what ``cur`` names: the opened build, or why it cannot be used (partial), or
+        None when it went away while opening (read the pointer again)."""
+        if self.embedded:
+            return self._open_embedded(cur)
+        if cur.status == "legacy":
+            passages = self._pointer()
+            if passages is None:
+                return None
+            cues = self._get(self._server, self.name + "-cues", missing_ok=True)
+            return self._legacy(passages, cues, self._server, None)
+        prefix = f"{self.name}.{cur.build}"
+        passages = self._get(self._server, prefix, missing_ok=True)
+        cues = self._get(self._server, prefix + "-cues", missing_ok=True)
+        if passages is None or cues is None:
+            return Current("partial", build=cur.build,
+                           detail=f"the build its pointer names ({cur.build}) is gone")
+        self._check_model(passages)
+        return _Opened(cur.build, cur.fingerprint, self._server, passages, cues)
+
+    def _legacy(self, passages: Any, cues: Any, client: Any, pin: Pin | None) -> _Opened | Current:
+        self._check_model(passages)
+        fingerprint = str((passages.metadata or {}).get("fingerprint", ""))
+        if cues is None or not fingerprint:
+            if pin is not None:
+                pin.release()
+            return Current("partial", detail="its last build did not finish (no fingerprint)")
+        return _Opened("", fingerprint, client, passages, cues, pin, close_client=False)
+
+    def _open_embedded(self, cur: Current) -> _Opened | Current | None:
+        assert cur.path is not None and self.home is not None
+        folder = cur.path
+        if cur.status == "legacy":
+            with contextlib.suppress(OSError):
+                (folder / store.READERS).touch()
+        pin = Pin.take(folder)
+        if pin is None:
+            return None  # being removed: the pointer has moved on
+        if cur.status == "complete" and not (folder / store.MARKER).is_file():
+            pin.release()
+            return None
+        try:
+            with store.opening(folder):
+                client = open_client(None, self.home, path=folder)
+                passages = self._get(client, self.name, missing_ok=True)
+                cues = self._get(client, self.name + "-cues", missing_ok=True)
+                if cur.status == "legacy":
+                    if passages is None:
+                        pin.release()
+                        return Current("missing")
+                    opened = self._legacy(passages, cues, client, pin)
+                    if isinstance(opened, _Opened):
+                        _ = (opened.passages.count(), opened.cues.count())  # load both, now
+                    return opened
+                if passages is None or cues is None:
+                    pin.release()
+                    return Current("partial", build=cur.build,
+                                   detail=f"the build {cur.build} lacks a collection")
+                self._check_model(passages)
+                counts = (passages.count(), cues.count())  # loads both, in our turn
+        except BaseException:
+            pin.release()
+            raise
+        if cur.counts is not None and counts != cur.counts:
+            pin.release()
+            return Current("partial", build=cur.build,
+                           detail=f"the build {cur.build} holds {counts[0]} passages and "
+                                  f"{counts[1]} cue lines, not the {cur.counts[0]} and "
+                                  f"{cur.counts[1]} it recorded")
+        return _Opened(cur.build, cur.fingerprint, client, passages, cues, pin, close_client=True)
+
+    def _refresh(self) -> Current:
+        """Follow the pointer: open the build it names unless already open. Returns what is
+        current (status complete when ``self._opened`` is it)."""
+        for _ in range(100):
+            cur = self._resolve()
+            if cur.status not in ("complete", "legacy"):
+                return cur
+            if self._opened is not None and cur.status == "complete" and (
+                    self._opened.build, self._opened.fingerprint) == (cur.build, cur.fingerprint):
+                return cur
+            if self._opened is not None and cur.status == "legacy" and self._opened.build == "":
+                return Current("complete", fingerprint=self._opened.fingerprint)
+            opened = self._open(cur)
+            if opened is None:
+                time.sleep(0.05)
+                continue
+            if isinstance(opened, Current):
+                return opened
+            self._opened = opened
+            self._all.append(opened)
+            return Current("complete", build=opened.build, fingerprint=opened.fingerprint,
+                           counts=cur.counts)
+        raise IndexError_(f"the index '{self.name}' in {self.location} keeps changing under "
+                          "this run; try again.")
+
+    def state(self) -> Current:
+        """complete, missing or partial (with why). Raises for an index that cannot be read or
+        that another model built."""
+        with self._lock:
+            return self._refresh()
+
+    def exists(self) -> bool:
+        """A complete index is there (a partial one does not count)."""
+        return self.state().status == "complete"
+
+    def _use(self) -> _Opened:
+        with self._lock:
+            cur = self._refresh()
+            if self._opened is not None and cur.status != "complete":
+                return self._opened  # keep reading what we opened rather than nothing
+            if self._opened is None:
+                if cur.status == "partial":
+                    raise IndexError_(
+                        f"the index '{self.name}' in {self.location} is incomplete "
+                        f"({cur.detail}); run 'debrief index' to build it again.")
+                raise self._missing(self.name)
+            return self._opened
+
+    def passages(self) -> Any:
+        """The passages of the current build (following the pointer if it moved)."""
+        return self._use().passages
+
+    def cues(self) -> Any:
+        """The cue lines of the build the last ``passages()`` used."""
+        with self._lock:
+            if self._opened is not None:
+                return self._opened.cues
+        return self._use().cues
+
     def fingerprint(self) -> str:
         """The corpus+model version of this index; batch state and eval reports record it."""
-        if not self.exists():
-            return ""
-        return str((self.passages().metadata or {}).get("fingerprint", ""))
+        with self._lock:
+            if self._opened is None and self._refresh().status != "complete":
+                return ""
+            return self._opened.fingerprint if self._opened else ""
 
     def rows(self, col: Any, ids: list[str]) -> dict[str, tuple[dict[str, Any], Any]]:
         """Metadata and stored vector of these chunks, fetched once per index version.
@@ -215,81 +436,231 @@ class AdviceIndex:
         return {i: cache[i] for i in ids if i in cache}
 
     def counts(self) -> tuple[int, int]:
-        return self.passages().count(), self.cues().count()
+        opened = self._use()
+        return opened.passages.count(), opened.cues.count()
 
     # -- building ------------------------------------------------------------------------
     def build(self, corpus_dirs: list[Path], *, rebuild: bool = False,
-              progress: Progress | None = None) -> IndexReport:
-        docs = load_corpus(corpus_dirs)
-        chunks = chunk_corpus(docs)
-        cue_rows = [
-            (f"{d.id}~{i}", cue.strip(), {"doc_id": d.id, "stance": d.stance})
-            for d in docs
-            for i, cue in enumerate(d.cues)
-            if isinstance(cue, str) and cue.strip()
-        ]
-        report = IndexReport(docs=len(docs), chunks=len(chunks), cues=len(cue_rows),
-                             location=self.location, rebuilt=rebuild)
-        chunk_rows = [(c.id, c.embed_text, self._chunk_meta(c)) for c in chunks]
-        fingerprint = hashlib.sha256(
-            "\n".join([r[2]["hash"] for r in chunk_rows] + [self._hash(r) for r in cue_rows]).encode()
-            + self._metadata()["model_sha256"].encode()
-        ).hexdigest()[:16]
-        report.fingerprint = fingerprint
+              progress: Progress | None = None, notify: Notify | None = None,
+              first_use: bool = False, wait: float = store.LOCK_WAIT) -> IndexReport:
+        """Build the index into a fresh place and make it current once complete.
 
-        if rebuild:
-            for suffix in ("", "-cues"):
-                with contextlib.suppress(Exception):  # absent is fine: we are starting over
-                    self.client.delete_collection(self.name + suffix)
-        elif self.exists():
-            col = self._collection()
-            if (col.metadata or {}).get("fingerprint") == fingerprint:
-                report.unchanged = len(chunk_rows) + len(cue_rows)
+        Unchanged passages are copied from the current build instead of embedded again
+        (``rebuild`` embeds everything). ``first_use``: only when there is no complete index
+        (another process may have built one while this one waited for the lock)."""
+        n_docs, chunk_rows, cue_rows, fingerprint = _corpus_rows(corpus_dirs)
+        report = IndexReport(docs=n_docs, chunks=len(chunk_rows), cues=len(cue_rows),
+                             location=self.location, rebuilt=rebuild, fingerprint=fingerprint)
+        total = len(chunk_rows) + len(cue_rows)
+        if not rebuild:
+            cur = self.state()
+            if cur.status == "complete" and (first_use or cur.fingerprint == fingerprint):
+                report.unchanged, report.fingerprint = total, cur.fingerprint
+                if not first_use:
+                    self._tidy()
                 return report
+        with self._build_lock(notify, wait):
+            cur = Current("missing") if rebuild else self.state()
+            if cur.status == "complete" and (first_use or cur.fingerprint == fingerprint):
+                report.unchanged, report.fingerprint = total, cur.fingerprint
+                return report  # built by another process while this one waited
+            if first_use and notify:
+                notify(f"No advice index yet in {self.location}: building it now (one time "
+                       "only)..." if cur.status == "missing" else
+                       f"The advice index in {self.location} is incomplete ({cur.detail}); "
+                       "building it again now...")
+            reuse = self._stored_rows() if cur.status == "complete" else {}
+            if rebuild and self.embedded:
+                self._set_unreadable_legacy_aside(notify)
+            self._build_new(chunk_rows, cue_rows, fingerprint, reuse, report, progress)
+        report.docs_changed = sorted(set(report.docs_changed))
+        with self._lock:
+            self._refresh()
+        return report
 
-        passages = self._collection(create=True)
-        self._check_model(passages)
-        cues = self._collection("-cues", create=True)
-        total_todo: list[tuple[Any, list[tuple[str, str, dict[str, Any]]]]] = []
-        for col, rows in ((passages, chunk_rows), (cues, cue_rows)):
-            for r in rows:
-                r[2].setdefault("hash", self._hash(r))
-            existing = col.get(include=["metadatas"])
-            have = {i: (m or {}).get("hash") for i, m in zip(existing["ids"], existing["metadatas"], strict=False)}
+    def _tidy(self) -> None:
+        """Remove builds nobody uses any more (killed ones, old ones whose readers are gone)
+        when no build is under way; an unchanged `debrief index` does this."""
+        if not self.embedded:
+            return
+        assert self.root is not None
+        pointed = store.pointed_builds(self.root)
+        if not (any(d.name not in pointed for d in store.builds(self.root))
+                or store.legacy_present(self.root)):
+            return
+        with (contextlib.suppress(IndexError_),  # a build is under way: it tidies up itself
+              store.build_lock(self.root / store.BUILD_LOCK, self.location, None, wait=0)):
+            store.remove_unused(self.root, self._legacy_collections)
+
+    def _build_lock(self, notify: Notify | None, wait: float) -> Any:
+        if self.embedded:
+            assert self.root is not None
+            store.check_root(self.root)
+            return store.build_lock(self.root / store.BUILD_LOCK, self.location, notify, wait)
+        return store.build_lock(server_lock_path(self.location), self.location, notify, wait)
+
+    def _stored_rows(self) -> dict[str, dict[str, tuple[str, Any]]]:
+        """id -> (hash, vector) of the current build, by collection suffix, to copy over."""
+        import numpy as np
+
+        opened = self._opened
+        if opened is None:
+            return {}
+        out: dict[str, dict[str, tuple[str, Any]]] = {}
+        for suffix, col in (("", opened.passages), ("-cues", opened.cues)):
+            have: dict[str, tuple[str, Any]] = {}
+            offset = 0
+            while True:
+                got = col.get(include=["metadatas", "embeddings"], limit=COPY_BATCH,
+                              offset=offset)
+                for cid, m, e in zip(got["ids"], got["metadatas"], got["embeddings"],
+                                     strict=True):
+                    have[cid] = (str((m or {}).get("hash", "")), np.asarray(e, dtype=np.float32))
+                if len(got["ids"]) < COPY_BATCH:
+                    break
+                offset += COPY_BATCH
+            out[suffix] = have
+        return out
+
+    def _build_new(self, chunk_rows: list[Row], cue_rows: list[Row], fingerprint: str,
+                   reuse: dict[str, dict[str, tuple[str, Any]]], report: IndexReport,
+                   progress: Progress | None) -> None:
+        from pipeline.index.embedding import model_sha256
+
+        rebuild = report.rebuilt
+        build = store.new_build_id()
+        if self.embedded:
+            assert self.root is not None and self.home is not None
+            build, folder = store.start_build(self.root, self.name)
+            client = open_client(None, self.home, path=folder)
+            names = (self.name, self.name + "-cues")
+        else:
+            client = self._server
+            names = (f"{self.name}.{build}", f"{self.name}.{build}-cues")
+        try:
+            meta = {**self._metadata(), "build": build}
+            passages = client.create_collection(names[0], embedding_function=self.embedder,
+                                                metadata=meta)
+            cues = client.create_collection(names[1], embedding_function=self.embedder,
+                                            metadata=meta)
+            self._fill(((passages, chunk_rows, reuse.get("", {})),
+                        (cues, cue_rows, reuse.get("-cues", {}))), report, progress)
+            passages.modify(metadata={**meta, "fingerprint": fingerprint})
+            counts = (passages.count(), cues.count())
+            if counts != (len(chunk_rows), len(cue_rows)):
+                raise IndexError_(
+                    f"the new index in {self.location} holds {counts[0]} passages and "
+                    f"{counts[1]} cue lines, not {len(chunk_rows)} and {len(cue_rows)}; "
+                    "run 'debrief index --rebuild'.")
+        finally:
+            if self.embedded:
+                with contextlib.suppress(Exception):
+                    client.close()  # everything on disk before the marker says so
+        if self.embedded:
+            assert self.root is not None
+            store.commit_build(self.root, self.name, build, fingerprint, counts, model_sha256())
+            store.remove_unused(self.root, self._legacy_collections)
+        else:
+            self._commit_server(build, fingerprint, counts, rebuild)
+
+    def _fill(self, plan: tuple[tuple[Any, list[Row], dict[str, tuple[str, Any]]], ...],
+              report: IndexReport, progress: Progress | None) -> None:
+        import numpy as np
+
+        todo_all: list[tuple[Any, list[Row]]] = []
+        for col, rows, have in plan:
             wanted = {r[0] for r in rows}
-            stale = sorted(set(have) - wanted)
-            if stale:
-                col.delete(ids=stale)
-                report.deleted += len(stale)
-            todo = [r for r in rows if have.get(r[0]) != r[2]["hash"]]
-            report.unchanged += len(rows) - len(todo)
-            total_todo.append((col, todo))
-            report.docs_changed.extend(sorted({r[2]["doc_id"] for r in todo}))
-
-        grand = sum(len(t) for _, t in total_todo)
+            report.deleted += len(set(have) - wanted)
+            same = [r for r in rows if r[0] in have and have[r[0]][0] == r[2]["hash"]]
+            todo = [r for r in rows if not (r[0] in have and have[r[0]][0] == r[2]["hash"])]
+            for start in range(0, len(same), COPY_BATCH):
+                part = same[start:start + COPY_BATCH]
+                col.upsert(ids=[r[0] for r in part],
+                           embeddings=np.stack([have[r[0]][1] for r in part]),
+                           documents=[r[1] for r in part], metadatas=[r[2] for r in part])
+            report.unchanged += len(same)
+            report.docs_changed.extend(r[2]["doc_id"] for r in todo)
+            todo_all.append((col, todo))
+        grand = sum(len(t) for _, t in todo_all)
         done = 0
         if progress:
             progress(0, grand)
-        for col, todo in total_todo:
-            for start in range(0, len(todo), 64):
-                batch = todo[start : start + 64]
+        for col, todo in todo_all:
+            for start in range(0, len(todo), UPSERT_BATCH):
+                batch = todo[start:start + UPSERT_BATCH]
                 vectors = self.embedder.embed([r[1] for r in batch])
-                col.upsert(
-                    ids=[r[0] for r in batch],
-                    embeddings=vectors,
-                    documents=[r[1] for r in batch],
-                    metadatas=[r[2] for r in batch],
-                )
+                col.upsert(ids=[r[0] for r in batch], embeddings=vectors,
+                           documents=[r[1] for r in batch], metadatas=[r[2] for r in batch])
                 done += len(batch)
                 report.embedded += len(batch)
                 if progress:
                     progress(done, grand)
-        passages.modify(metadata=self._metadata(fingerprint))
-        report.docs_changed = sorted(set(report.docs_changed))
-        return report
+
+    # -- the embedded layout before builds -------------------------------------------------
+    def _legacy_collections(self) -> set[str] | None:
+        """The collections (without their "-cues" twin) of the old single-folder layout, read
+        from its SQLite file; None when that file cannot be read."""
+        import sqlite3
+
+        assert self.root is not None
+        db = self.root / "chroma.sqlite3"
+        try:
+            con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=2)
+            try:
+                names = {r[0] for r in con.execute("SELECT name FROM collections")}
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return None
+        return {n for n in names if not (n.endswith("-cues") and n[:-5] in names)}
+
+    def _set_unreadable_legacy_aside(self, notify: Notify | None) -> None:
+        assert self.root is not None
+        if store.legacy_present(self.root) and self._legacy_collections() is None:
+            aside = store.set_legacy_aside(self.root)
+            if notify:
+                notify(f"The index files in {self.root} could not be read; moved them to "
+                       f"{aside} and building a new index.")
+
+    # -- a server: the pointer collection ----------------------------------------------------
+    def _commit_server(self, build: str, fingerprint: str, counts: tuple[int, int],
+                       rebuild: bool) -> None:
+        try:
+            ptr, foreign = self._pointer(), False
+        except IndexError_:  # <name> made with another embedding function
+            if not rebuild:
+                raise
+            ptr, foreign = None, True
+        previous = ""
+        if foreign or (ptr is not None and not (ptr.metadata or {}).get("build")):
+            # <name> held passages (the layout before builds, or someone else's): it becomes
+            # the pointer
+            for name in (self.name + "-cues", self.name):
+                with contextlib.suppress(Exception):
+                    self._server.delete_collection(name)
+            ptr = None
+        elif ptr is not None:
+            previous = str((ptr.metadata or {}).get("build", ""))
+        meta = {**self._metadata(fingerprint), "build": build, "previous": previous,
+                "chunks": counts[0], "cues": counts[1]}
+        if ptr is None:
+            ptr = self._server.get_or_create_collection(
+                self.name, embedding_function=self.embedder, metadata=meta)
+        ptr.modify(metadata=meta)
+        keep = {build, previous}
+        prefix = self.name + "."
+        with contextlib.suppress(Exception):  # tidying up; never a reason to fail the build
+            for col in self._server.list_collections():
+                name = getattr(col, "name", col)
+                if not name.startswith(prefix):
+                    continue
+                other = name[len(prefix):].removesuffix("-cues")
+                age = store.build_age(other)
+                if other not in keep and age is not None and age > store.SERVER_KEEP_SECONDS:
+                    self._server.delete_collection(name)
 
     @staticmethod
-    def _hash(row: tuple[str, str, dict[str, Any]]) -> str:
+    def _hash(row: Row) -> str:
         return hashlib.sha256(f"{row[1]}\x1f{row[2].get('stance', '')}".encode()).hexdigest()[:32]
 
     @staticmethod

@@ -8,6 +8,11 @@ embedding as if it were empty, never a failed run.
 
 Hand-rolled on purpose: a vector per sha256 in one SQLite table is all it takes; the disk
 caches on PyPI (diskcache, joblib.Memory) pickle values, which a vector does not need.
+
+A stored vector is trusted only if it is what we wrote: each row carries a digest of its key
+and vector (a flipped bit, random bytes or another row's vector fail it), and the embedder
+also checks that it is 384 finite floats of unit length. A row that fails is embedded afresh
+and rewritten, so a damaged cache costs time, never a different answer.
 """
 
 from __future__ import annotations
@@ -25,6 +30,31 @@ from pipeline.home import embedding_cache_path
 
 MAX_ROWS = 200_000  # about 330 MB of 384-float vectors; the least recently used go first
 DIM = 384
+DIGEST = 8  # bytes of blake2b over key and vector, stored after the vector
+BLOB = DIM * 4 + DIGEST
+NORM_TOLERANCE = 1e-3  # the model's vectors are unit length to about 1e-7
+
+
+def usable(vec: np.ndarray) -> bool:
+    """A vector the model could have made: 384 finite floats of unit length."""
+    if vec.shape != (DIM,) or not np.all(np.isfinite(vec)):
+        return False
+    return abs(float(np.linalg.norm(vec.astype(np.float64))) - 1.0) <= NORM_TOLERANCE
+
+
+def _seal(key: bytes, vec: bytes) -> bytes:
+    return vec + hashlib.blake2b(key + vec, digest_size=DIGEST).digest()
+
+
+def _open(key: bytes, blob: bytes) -> np.ndarray | None:
+    """The vector in a stored row, or None when the row is not one we wrote intact (wrong
+    length, a flipped bit, another row's vector, or the format before digests)."""
+    if not isinstance(blob, bytes) or len(blob) != BLOB:
+        return None
+    vec = blob[:DIM * 4]
+    if hashlib.blake2b(key + vec, digest_size=DIGEST).digest() != blob[DIM * 4:]:
+        return None
+    return np.frombuffer(vec, dtype=np.float32)
 
 
 class EmbeddingCache:
@@ -36,6 +66,7 @@ class EmbeddingCache:
         self._con: sqlite3.Connection | None = None
         self._broken = False
         self._rows = 0  # rows in the file, an upper bound kept without counting each time
+        self.rejected = 0  # stored rows found damaged in this process (and embedded afresh)
 
     def _key(self, text: str) -> bytes:
         return hashlib.sha256(self._salt + text.encode("utf-8", "surrogatepass")).digest()
@@ -94,14 +125,19 @@ class EmbeddingCache:
         out: dict[int, np.ndarray] = {}
         for i, k in enumerate(keys):
             blob = found.get(k)
-            if blob is not None and len(blob) == DIM * 4:
-                out[i] = np.frombuffer(blob, dtype=np.float32)
+            vec = _open(k, blob) if blob is not None else None
+            if vec is not None:
+                out[i] = vec
+            elif blob is not None:
+                self.rejected += 1  # embedded afresh by the caller, and the row rewritten
         return out
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
         now = time.time()
-        rows = [(self._key(t), np.asarray(v, dtype=np.float32).tobytes(), now)
-                for t, v in zip(texts, vectors, strict=True)]
+        rows = []
+        for t, v in zip(texts, vectors, strict=True):
+            key = self._key(t)
+            rows.append((key, _seal(key, np.asarray(v, dtype=np.float32).tobytes()), now))
         with self._lock:
             con = self._connect()
             if con is None:
@@ -141,6 +177,26 @@ def count_rows(path: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
                                             uri=True)) as con:
         return int(con.execute("SELECT count(*) FROM vectors").fetchone()[0])
+
+
+def check_rows(path: Path) -> tuple[int, int, int]:
+    """Rows, damaged rows and rows in the format before digests, read-only (for doctor);
+    sqlite3.Error when unreadable. Every row is read: about a second per 100,000."""
+    total = damaged = old = 0
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                            uri=True)) as con:
+        for key, blob in con.execute("SELECT key, vec FROM vectors"):
+            total += 1
+            vec = _open(key, blob)
+            if vec is None:
+                if isinstance(blob, bytes) and len(blob) == DIM * 4 and usable(
+                        np.frombuffer(blob, dtype=np.float32)):
+                    old += 1
+                else:
+                    damaged += 1
+            elif not usable(vec):
+                damaged += 1
+    return total, damaged, old
 
 
 def close_all() -> None:

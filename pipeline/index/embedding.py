@@ -14,12 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from chromadb.utils.embedding_functions import register_embedding_function
-from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
-from pipeline.errors import DebriefError
-from pipeline.index.embed_cache import embedding_cache
-from pipeline.resources import tokenizer_dir
+# onnxruntime (1.29 and later) records a telemetry event for every session it creates, in a
+# SQLite file under ~/.cache, unless this is set before it is first imported; debrief writes
+# nothing outside DEBRIEF_HOME and the folders it is given. (disable_telemetry_events() comes
+# too late: the import itself creates the file.)
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
+from chromadb.utils.embedding_functions import register_embedding_function  # noqa: E402
+from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2  # noqa: E402
+
+from pipeline.errors import DebriefError  # noqa: E402
+from pipeline.index.embed_cache import embedding_cache, usable  # noqa: E402
+from pipeline.resources import tokenizer_dir  # noqa: E402
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256
@@ -171,7 +178,7 @@ class LocalMiniLM(ONNXMiniLM_L6_V2):
         store = embedding_cache(model_sha256())
         if store is None:
             return self._forward(texts)
-        hits = store.get_many(texts)
+        hits = {i: v for i, v in store.get_many(texts).items() if usable(v)}
         missing = [i for i in range(len(texts)) if i not in hits]
         out = np.zeros((len(texts), 384), dtype=np.float32)
         if missing:

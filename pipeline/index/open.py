@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import IndexError_
-from pipeline.home import ensure_home
+from pipeline.home import CHROMA, ensure_home
+from pipeline.index import store
 from pipeline.index.chroma import AdviceIndex, IndexReport, open_client
 from pipeline.settings import IndexSettings
 
@@ -16,29 +15,28 @@ Notify = Callable[[str], None]
 
 def open_index(settings: IndexSettings, *, rebuild: bool = False,
                notify: Notify | None = None) -> AdviceIndex:
-    """Open the index; with ``rebuild``, an embedded index that will not open is set aside
-    (renamed, never deleted) so that a fresh one can be built in its place."""
+    """Open the index (nothing is read or created until it is used); with ``rebuild``, a file
+    where the embedded index folder should be is set aside (renamed, never deleted) so that a
+    fresh index can be built in its place."""
     home = ensure_home()
     url = settings.chroma_url
-    try:
+    if url:
         client = open_client(url, home, settings.token)
-    except IndexError_:
-        if not rebuild or url:
-            raise
-        broken = home / "chroma"
-        aside = home / f"chroma.broken-{time.strftime('%Y%m%d-%H%M%S')}"
-        broken.rename(aside)
+        return AdviceIndex(client, settings.collection, location=url)
+    root = home / CHROMA
+    if rebuild and root.exists() and not root.is_dir():
+        aside = store.set_aside(root)
         if notify:
-            notify(f"The index at {broken} could not be opened; moved it to {aside} and "
-                   "building a new one.")
-        client = open_client(url, home, settings.token)
-    where = url or str(home / "chroma")
-    return AdviceIndex(client, settings.collection, location=where)
+            notify(f"{root} was a file, not the index folder; moved it to {aside} and "
+                   "building a new index.")
+    store.check_root(root)
+    return AdviceIndex(None, settings.collection, location=str(root), root=root, home=home)
 
 
 def ensure_index(index: AdviceIndex, dirs: list[Path], notify: Notify) -> IndexReport | None:
-    """Build a missing index on first use; an existing one is used as it is."""
+    """Build the index when there is no complete one: on first use, after an interrupted
+    build, or when another process is building it (then wait for that one). A complete index
+    is used as it is."""
     if index.exists():
         return None
-    notify(f"No advice index yet in {index.location}: building it now (one time only)...")
-    return index.build(dirs)
+    return index.build(dirs, notify=notify, first_use=True)
