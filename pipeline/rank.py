@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
+from pipeline.notes import note_date
 from pipeline.profile import HIGH_WEIGHT
 from pipeline.schema import Reflection
 
@@ -26,6 +28,9 @@ class Round(BaseModel):
     round: str | None
     decision: str
     confidence: float
+    stale: str | None = Field(default=None, description="Why the last redo of this round's "
+                                                         "notes failed; the reflection is the "
+                                                         "last good one.")
 
 
 class Process(BaseModel):
@@ -46,6 +51,9 @@ class Process(BaseModel):
     forced_decline: str | None = None
     withdraw: bool = False
     withdrawal_draft: str | None = None
+    stale: str | None = Field(default=None, description="The latest round's last redo failed "
+                                                        "(why); ranked on its last good "
+                                                        "reflection.")
 
 
 class Leverage(BaseModel):
@@ -76,8 +84,14 @@ def stage(r: Reflection) -> int:
     return min(n, 8)
 
 
+def note_day(r: Reflection) -> str | None:
+    """The note's date by pipeline.notes' rule, so a reflection stored before the file
+    name's date counted gets it too."""
+    return note_date(r.notes.date, r.notes.path)[0] or r.notes.date
+
+
 def _order_key(r: Reflection) -> tuple:
-    return (r.notes.date or "", stage(r), r.notes.path)
+    return (note_day(r) or "", stage(r), r.notes.path)
 
 
 def _score(r: Reflection) -> float:
@@ -86,7 +100,11 @@ def _score(r: Reflection) -> float:
     return r.confidence if r.decision == "keep" else -r.confidence
 
 
-def rank_processes(reflections: list[Reflection]) -> Ranking:
+def rank_processes(reflections: list[Reflection],
+                   stale: Mapping[str, str] | None = None) -> Ranking:
+    """``stale``: notes path -> why its last redo failed, for reflections that are the last
+    good ones; they rank as they are, marked."""
+    stale = stale or {}
     by_company: dict[str, list[Reflection]] = defaultdict(list)
     for r in reflections:
         by_company[r.notes.company.strip() or "unknown"].append(r)
@@ -94,8 +112,9 @@ def rank_processes(reflections: list[Reflection]) -> Ranking:
     for company, rs in by_company.items():
         rs = sorted(rs, key=_order_key)
         last = rs[-1]
-        rounds = [Round(path=r.notes.path, date=r.notes.date, round=r.notes.round,
-                        decision=r.decision, confidence=r.confidence) for r in rs]
+        rounds = [Round(path=r.notes.path, date=note_day(r), round=r.notes.round,
+                        decision=r.decision, confidence=r.confidence,
+                        stale=stale.get(r.notes.path)) for r in rs]
         m = last.matrix
         procs.append(Process(
             company=company, decision=last.decision, confidence=last.confidence,
@@ -105,7 +124,8 @@ def rank_processes(reflections: list[Reflection]) -> Ranking:
                           if row.score is None and row.weight >= HIGH_WEIGHT] if m else [],
             forced_decline=m.forced_decline if m else None,
             withdraw=last.decision == "decline",
-            withdrawal_draft=last.next_step.draft if last.decision == "decline" else None))
+            withdrawal_draft=last.next_step.draft if last.decision == "decline" else None,
+            stale=rounds[-1].stale))
     # keeps first, then by score, then further along, then by name for a stable order
     procs.sort(key=lambda p: (p.decision != "keep", -p.score, -p.stage, p.company.lower()))
     for i, p in enumerate(procs, 1):

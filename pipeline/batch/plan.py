@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import re
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.batch.scan import NoteFile
-
-_ISO_DATE = re.compile(r"^\s*(\d{4}-\d{2}-\d{2})")
+from pipeline.notes import note_date
 
 
 @dataclass(frozen=True)
@@ -49,13 +45,12 @@ def due_reason(row: sqlite3.Row | None, sha: str, ident: Identity, outs: tuple[s
     return None
 
 
-def note_date(meta_date: str | None, mtime: float) -> tuple[str, str]:
-    """(ISO date, 'notes' | 'file'): the front matter date when it reads as one."""
-    m = _ISO_DATE.match(meta_date or "")
-    if m:
-        with contextlib.suppress(ValueError):
-            return date.fromisoformat(m.group(1)).isoformat(), "notes"
-    return datetime.fromtimestamp(mtime).date().isoformat(), "file"
+def job_date(meta_date: str | None, note: NoteFile, mtime: float) -> tuple[str, str]:
+    """(ISO date, 'notes' | 'name' | 'file'): pipeline.notes.note_date's rule, which always
+    has a date here since the file's modification day is the last resort."""
+    found, source = note_date(meta_date, note.path, mtime)
+    assert found is not None
+    return found, source
 
 
 def strip_path(message: str, rel: str) -> str:

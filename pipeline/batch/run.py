@@ -13,6 +13,16 @@ Crash safety: outputs go through ``pipeline.files.write_text`` (temp file, fsync
 and a note's row is committed only after both of its outputs exist, so after a ``kill -9``
 a note is either recorded with complete outputs or due again. Leftover temp files of a
 killed run are swept at the next start, under the lock.
+
+Never over a file we did not write: an output path that holds something else (a note, a
+file of yours, one changed since we wrote it) fails that note. What we write carries a
+mark (``pipeline.files.with_mark``) and the state records its hash, so the scan never takes
+our outputs for notes, wherever they are.
+
+Failures: whatever goes wrong with one note (reading, parsing, the model, writing, saving
+its row) is that note's failure, and a failed redo keeps its last good reflection. A fault
+of the storage itself (a full disk, a read-only or damaged state file) stops the batch:
+``BatchAborted`` carries what was done before it.
 """
 
 from __future__ import annotations
@@ -30,17 +40,34 @@ from typing import Any
 
 from pipeline.batch.layout import DIGEST_FILE, STATE_FILE, output_names
 from pipeline.batch.lock import batch_lock
-from pipeline.batch.plan import Identity, Job, due_reason, note_date, strip_path
-from pipeline.batch.scan import NoteFile, read_note, resolve_dirs, scan
+from pipeline.batch.plan import Identity, Job, due_reason, job_date, strip_path
+from pipeline.batch.scan import (
+    Found,
+    NoteFile,
+    is_own_output,
+    read_note,
+    recorded_outputs,
+    resolve_dirs,
+    scan,
+)
 from pipeline.batch.state import State
 from pipeline.errors import DebriefError
-from pipeline.files import sweep_temp_files, write_text
+from pipeline.files import (
+    StorageError,
+    not_ours,
+    os_error,
+    sha256_text,
+    sweep_temp_files,
+    with_mark,
+    write_text,
+    written_by_us,
+)
 from pipeline.home import chroma_dir
 from pipeline.index.chroma import AdviceIndex
 from pipeline.index.open import ensure_index, open_index
 from pipeline.index.peek import peek_fingerprint
 from pipeline.llm.factory import describe, make_provider
-from pipeline.notes import company_from_filename, parse_notes
+from pipeline.notes import company_from_filename, note_date, parse_notes
 from pipeline.profile import Profile
 from pipeline.prompts import prompt_version
 from pipeline.reflect import reflect_on
@@ -49,7 +76,7 @@ from pipeline.render.reflection import reflection_json, reflection_markdown
 from pipeline.retrieve import retrieve
 from pipeline.settings import IndexSettings, ProviderSettings
 
-DEFAULT_CONCURRENCY = {"openai": 4, "offline": 1}
+DEFAULT_CONCURRENCY = {"openai": 4, "offline": 1, "local": 1}
 STATUSES = ("processed", "skipped", "failed", "would-process")
 
 
@@ -94,14 +121,28 @@ class BatchReport:
     concurrency: int
     dry_run: bool = False
     digest: Path | None = None
+    error: str | None = None  # what went wrong with the run itself (the digest, a fault)
+    notes: set[str] = field(default_factory=set)  # the notes found (not our own outputs)
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     def to_json(self) -> dict[str, Any]:
-        return {"processed": self.count("processed"), "skipped": self.count("skipped"),
+        data = {"processed": self.count("processed"), "skipped": self.count("skipped"),
                 "failed": self.count("failed"), "seconds": round(self.seconds, 3),
                 "results": [r.to_json() for r in self.results]}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+class BatchAborted(StorageError):
+    """A storage fault stopped the batch (exit 2); ``report`` is what it did before."""
+
+    def __init__(self, fault: DebriefError, report: BatchReport) -> None:
+        super().__init__(fault.message, exit_code=2)
+        self.report = report
+        report.error = fault.message
 
 
 class Reporter:
@@ -171,18 +212,21 @@ class InFlightLimit:
 
 Prepare = Callable[[Job], Any]
 Work = Callable[[Job, Any], Any]
-Done = Callable[[Job, Any, str | None, float], None]
+Done = Callable[[Job, Any, BaseException | None, float], None]
 
 
 async def run_jobs(jobs: list[Job], prepare: Prepare, work: Work, done: Done,
-                   work_slots: int, cpu_slots: int = 1) -> None:
+                   work_slots: int, cpu_slots: int = 1,
+                   stopped: Callable[[], bool] = lambda: False) -> None:
     """Two stages per job, in worker threads: ``prepare`` (retrieval: local CPU work, at most
     ``cpu_slots`` at once) and then ``work`` (the model call and the writes, at most
     ``work_slots`` at once). Splitting them keeps every model slot busy while the next
     notes are being embedded, instead of each slot idling through its own retrieval.
 
     ``done(job, value, error, seconds)`` runs on the event loop's thread, one at a time, so
-    the state DB has a single owner. One job's failure is reported, never raised.
+    the state DB has a single owner; ``error`` is the exception, or None. One job's failure
+    is reported, never raised. Once ``stopped()`` (a storage fault), jobs not yet started
+    are not started: ``done`` gets them with a NotStarted error.
 
     Retries are not added here: for the openai provider, the openai client inside ChatOpenAI
     already retries 429, 5xx and timeouts with exponential backoff and jitter and honours
@@ -200,102 +244,197 @@ async def run_jobs(jobs: list[Job], prepare: Prepare, work: Work, done: Done,
 
     async def one(job: Job) -> None:
         t = time.perf_counter()
-        value, error = None, None
+        value: Any = None
+        error: BaseException | None = None
         try:
             async with cpu_sem:
+                if stopped():
+                    raise NotStarted()
                 prepared = await asyncio.to_thread(prepare, job)
             async with work_sem:
+                if stopped():
+                    raise NotStarted()
                 value = await asyncio.to_thread(work, job, prepared)
-        except DebriefError as exc:
-            error = strip_path(exc.message, job.note.rel)
         except Exception as exc:  # a bug for one note must not stop the others
-            error = f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+            error = exc
         done(job, value, error, time.perf_counter() - t)
 
     await asyncio.gather(*(one(j) for j in jobs))
 
 
-def _write_output(out_dir: Path, rel_out: str, text: str) -> None:
+class NotStarted(Exception):
+    """A due note left alone because a storage fault stopped the batch."""
+
+
+def describe_error(exc: BaseException, rel: str) -> str:
+    """One line for a note's failure, whatever it was."""
+    if isinstance(exc, DebriefError):
+        return strip_path(exc.message, rel)
+    return f"unexpected error: {type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _output_target(out_dir: Path, rel_out: str, recorded: dict[str, str | None]) -> Path:
+    """Where an output goes, refused when it would leave the output folder or replace a
+    file debrief did not write."""
     target = out_dir / rel_out
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(target.parent, exc, "create") from None
     if not target.parent.resolve().is_relative_to(out_dir):
         raise DebriefError(f"refusing to write {rel_out}: it resolves outside {out_dir}.")
-    write_text(target, text)
+    legacy = rel_out in recorded and recorded[rel_out] is None  # recorded before hashes
+    if not legacy and not written_by_us(target, recorded.get(rel_out)):
+        raise not_ours(target, f"its output {target}")
+    return target
 
 
 def run_batch(opts: BatchOptions, reporter: Reporter | None = None) -> BatchReport:
     reporter = reporter or Reporter()
     t0 = time.perf_counter()
     root, out_dir = resolve_dirs(opts.notes_dir, opts.out_dir)
-    notes, ignored = scan(root, out_dir)
-    for rel, why in ignored:
+    found = scan(root, out_dir)
+    if not found.notes and not found.problems:  # before anything is created or opened
+        raise DebriefError(f"no notes found in {opts.notes_dir} (*.md or *.txt; hidden "
+                           "folders are skipped); give the folder that holds your notes.")
+    for rel, why in found.ignored:
         reporter.info(f"skipped {rel}: {why}")
     left_alone = [NoteResult(rel, "skipped", reason=why)
-                  for rel, why in ignored if not rel.endswith("/")]
+                  for rel, why in found.ignored if not rel.endswith("/")]
+    for rel, why in found.problems:  # no state row: the run says so, and exits 1
+        left_alone.append(NoteResult(rel, "failed", error=why))
+        if not opts.dry_run:
+            reporter.done(left_alone[-1])
 
-    def finish(report: BatchReport) -> BatchReport:
-        report.results = sorted(report.results + left_alone, key=lambda r: r.path)
-        report.seconds = time.perf_counter() - t0
+    engine, model = describe(opts.provider)
+    report = BatchReport(root, out_dir, [], 0.0, engine, model,
+                         opts.concurrency or DEFAULT_CONCURRENCY.get(engine, 1),
+                         dry_run=opts.dry_run)
+
+    def finish() -> BatchReport:
+        if report.seconds == 0.0:  # once, even when a fault comes after
+            report.results = sorted(report.results + left_alone, key=lambda r: r.path)
+            report.seconds = max(time.perf_counter() - t0, 1e-6)
         return report
 
-    if opts.dry_run:  # no lock, no output folder, the state only read
-        state = State(out_dir / STATE_FILE, readonly=True)
-        try:
-            return finish(_plan_and_run(opts, root, out_dir, notes, state, reporter))
-        finally:
-            state.close()
-
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DebriefError(f"cannot create {out_dir} ({exc.strerror or exc}).") from None
-    with batch_lock(out_dir, root, reporter.info):
-        sweep_temp_files(out_dir)
-        state = State(out_dir / STATE_FILE)
+        if opts.dry_run:  # no lock, no output folder, the state only read
+            state = State(out_dir / STATE_FILE, readonly=True)
+            try:
+                _plan_and_run(opts, root, out_dir, found, state, reporter, report)
+                return finish()
+            finally:
+                state.close()
         try:
-            report = finish(_plan_and_run(opts, root, out_dir, notes, state, reporter))
-            state.prune({n.rel for n in notes})
-            report.digest = out_dir / DIGEST_FILE
-            write_text(report.digest, render_digest(
-                list(state.rows().values()),
-                RunSummary(report.count("processed"), report.count("skipped"),
-                           report.count("failed"), report.engine, report.model)))
-            return report
-        finally:
-            state.close()
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            err = os_error(out_dir, exc, "create")
+            raise (err if isinstance(err, StorageError) else StorageError(
+                f"{err.message.rstrip('.')}: pick another --out.")) from None
+        with batch_lock(out_dir, root, reporter.info):
+            sweep_temp_files(out_dir)
+            state = State(out_dir / STATE_FILE)
+            try:
+                _plan_and_run(opts, root, out_dir, found, state, reporter, report)
+                finish()
+                kept = tuple(found.unreadable_dirs())  # their notes are not gone
+                state.prune(lambda rel: rel in report.notes or rel.startswith(kept))
+                _write_digest(out_dir, state, report, found)
+                return report
+            finally:
+                state.close()
+    except StorageError as exc:
+        finish()
+        raise BatchAborted(exc, report) from None
 
 
-def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[NoteFile],
-                  state: State, reporter: Reporter) -> BatchReport:
+def _write_digest(out_dir: Path, state: State, report: BatchReport, found: Found) -> None:
+    """digest.md, marked as ours; never over a digest.md that is not ours (then the run
+    says so and exits 1)."""
+    target = out_dir / DIGEST_FILE
+    if not written_by_us(target):
+        report.error = not_ours(target, f"the digest {target}").message
+        return
+    write_text(target, with_mark(render_digest(
+        [_dated(row) for row in state.rows().values()],
+        RunSummary(report.count("processed"), report.count("skipped"),
+                   report.count("failed"), report.engine,
+                   report.model, problems=found.problems)), "digest"))
+    report.digest = target
+
+
+def _dated(row: Any) -> Any:
+    """A state row whose date came from the file's modification day, dated by its file name
+    when that starts with one (rows recorded before the name's date counted)."""
+    if row["date_from"] != "file":
+        return row
+    found, source = note_date(None, row["path"])
+    return {**dict(row), "date": found, "date_from": source} if found else row
+
+
+def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, found: Found,
+                  state: State, reporter: Reporter, report: BatchReport) -> None:
+    """Plan, then run what is due; results go into ``report`` as they come, so that what was
+    done is known even when a storage fault stops the run (it raises StorageError)."""
     # a changed profile changes every reflection: it is part of the prompt identity
     prompt_id = prompt_version(opts.profile) + (
         f"@{opts.profile.fingerprint()}" if opts.profile is not None else "")
-    engine, model = describe(opts.provider)
-    concurrency = opts.concurrency or DEFAULT_CONCURRENCY.get(engine, 1)
+    engine, model = report.engine, report.model
+    concurrency = report.concurrency
     engines = Engines(opts, reporter.info)
     ident = Identity(engine, model, prompt_id, engines.fingerprint(dry_run=opts.dry_run))
-    outputs = output_names([n.rel for n in notes])
     rows = state.rows()
-    results: list[NoteResult] = []
-    jobs: list[Job] = []
+    recorded = {**{r["out_md"]: r["md_sha256"] for r in rows.values() if r["out_md"]},
+                **{r["out_json"]: r["json_sha256"] for r in rows.values() if r["out_json"]}}
+    results = report.results
+    fatal: list[StorageError] = []  # the first storage fault: nothing more is started
+
+    def save_failure(rel: str, error: str, *, keep_place: bool = False,
+                     **row: Any) -> str:
+        """Record a failed note, keeping its last good reflection. A storage fault stops
+        the batch; anything else that stops the row being saved is told in the error."""
+        if fatal:
+            return error
+        try:
+            state.save_failure(rel, error, keep_place=keep_place, prompt_version=prompt_id,
+                               engine=engine, model=model, finished_at=_now(), **row)
+        except StorageError as exc:
+            fatal.append(exc)
+        except Exception as exc:  # its row is not written: it stays due, and says why
+            error += f" (and its state row could not be saved: {describe_error(exc, rel)})"
+        return error
 
     def fail(rel: str, error: str, **row: Any) -> None:
         if opts.dry_run:  # it would be tried, and fail
             results.append(NoteResult(rel, "would-process", error=error, reason="unreadable"))
             return
+        error = save_failure(rel, error, keep_place=True,
+                             index_fingerprint=ident.fingerprint, **row)
         results.append(NoteResult(rel, "failed", error=error))
         reporter.done(results[-1])
-        state.save(path=rel, status="failed", error=error, prompt_version=prompt_id,
-                   engine=engine, model=model, index_fingerprint=ident.fingerprint,
-                   finished_at=_now(), **row)
+        if fatal:
+            raise fatal[0]
 
-    for nf in notes:
+    # read every candidate: what debrief wrote itself (a reflection saved with --out, or a
+    # visible output folder) is never a note, and the output names depend on the notes
+    outs_of = recorded_outputs(rows)
+    read: list[tuple[NoteFile, bytes, str, float]] = []
+    for nf in found.notes:
         try:
             data, sha, mtime = read_note(nf)
         except DebriefError as exc:
+            report.notes.add(nf.rel)
             fail(nf.rel, strip_path(exc.message, nf.rel),
                  company=company_from_filename(nf.path.name), date_from="file")
             continue
+        if is_own_output(nf, data, sha, out_dir, outs_of):
+            continue
+        report.notes.add(nf.rel)
+        read.append((nf, data, sha, mtime))
+    outputs = output_names(sorted(report.notes))
+
+    jobs: list[Job] = []
+    for nf, data, sha, mtime in read:
         row = rows.get(nf.rel)
         why = due_reason(row, sha, ident, outputs[nf.rel], out_dir, opts.force)
         if why is None:
@@ -312,11 +451,11 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
         try:
             job.parsed = parse_notes(job.data, job.note.rel)
             job.company = job.parsed.company
-            job.date, job.date_from = note_date(job.parsed.meta.date, job.mtime)
-        except DebriefError as exc:
-            error = strip_path(exc.message, job.note.rel)
+            job.date, job.date_from = job_date(job.parsed.meta.date, job.note, job.mtime)
+        except Exception as exc:  # DebriefError, or a bug: either way this note's failure
+            error = describe_error(exc, job.note.rel)
             job.company = company_from_filename(job.note.path.name)
-            job.date, job.date_from = note_date(None, job.mtime)
+            job.date, job.date_from = job_date(None, job.note, job.mtime)
         if opts.since and date.fromisoformat(job.date) < opts.since:
             results.append(NoteResult(job.note.rel, "skipped",
                                       reason=f"dated {job.date}, before --since"))
@@ -330,10 +469,8 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
         else:
             runnable.append(job)
 
-    report = BatchReport(root, out_dir, results, 0.0, engine, model, concurrency,
-                         dry_run=opts.dry_run)
     if not runnable:
-        return report
+        return
 
     # something is due: now open the provider (a missing key fails before slow work), the
     # index and the embedding model, once, in this thread
@@ -350,30 +487,57 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
 
     limited = InFlightLimit(provider, concurrency)
 
-    def work(job: Job, retrieval: Any) -> Any:
+    def work(job: Job, retrieval: Any) -> tuple[Any, str, str]:
         result = reflect_on(job.parsed, index, limited, retrieval=retrieval,
-                         profile=opts.profile)
+                            profile=opts.profile)
         md_rel, json_rel = job.outs
-        _write_output(out_dir, json_rel, reflection_json(result))
-        _write_output(out_dir, md_rel, reflection_markdown(result))
-        return result
+        js = reflection_json(result)
+        md = with_mark(reflection_markdown(result), "reflection")
+        # both refused before either is written: never one new output beside an old one
+        json_target = _output_target(out_dir, json_rel, recorded)
+        md_target = _output_target(out_dir, md_rel, recorded)
+        write_text(json_target, js)
+        write_text(md_target, md)
+        return result, sha256_text(md), sha256_text(js)
 
-    def done(job: Job, result: Any, error: str | None, seconds: float) -> None:
+    def done(job: Job, value: Any, exc: BaseException | None, seconds: float) -> None:
         rel = job.note.rel
-        common = dict(path=rel, sha256=job.sha, prompt_version=prompt_id, engine=engine,
-                      model=model, index_fingerprint=fingerprint, company=job.company,
-                      date=job.date, date_from=job.date_from, seconds=round(seconds, 3),
-                      finished_at=_now())
-        if error is not None:
-            state.save(**common, status="failed", error=error)
-            res = NoteResult(rel, "failed", seconds=seconds, error=error, reason=job.reason)
-        else:
-            # both outputs exist (work wrote them); only now does the note count as done
-            state.save(**common, status="ok", out_md=job.outs[0], out_json=job.outs[1],
-                       decision=result.decision, confidence=result.confidence,
-                       next_step=result.next_step.kind)
-            res = NoteResult(rel, "processed", result.decision, result.confidence, seconds,
-                             reason=job.reason)
+        if isinstance(exc, StorageError) and not fatal:
+            fatal.append(exc)
+        if fatal and (exc is None or isinstance(exc, (StorageError, NotStarted))):
+            # nothing more is recorded; it is due again on the next run
+            why = "not done" if isinstance(exc, NotStarted) else "not recorded"
+            res = NoteResult(rel, "failed", seconds=seconds, reason=job.reason,
+                             error=f"{why}: the batch stopped on a storage fault; run "
+                                   "again once it is fixed")
+            results.append(res)
+            reporter.done(res)
+            return
+        common = dict(sha256=job.sha, index_fingerprint=fingerprint, company=job.company,
+                      date=job.date, date_from=job.date_from, seconds=round(seconds, 3))
+        if exc is None:
+            result, md_sha, json_sha = value
+            now = _now()
+            try:
+                # both outputs exist (work wrote them); only now does the note count as done
+                state.save(path=rel, **common, prompt_version=prompt_id, engine=engine,
+                           model=model, finished_at=now, status="ok", out_md=job.outs[0],
+                           out_json=job.outs[1], md_sha256=md_sha, json_sha256=json_sha,
+                           decision=result.decision, confidence=result.confidence,
+                           next_step=result.next_step.kind, ok_at=now)
+            except StorageError as fault:
+                fatal.append(fault)
+                return done(job, None, fault, seconds)
+            except Exception as bad:  # this note's failure, not the batch's
+                exc = bad
+            else:
+                res = NoteResult(rel, "processed", result.decision, result.confidence,
+                                 seconds, reason=job.reason)
+                results.append(res)
+                reporter.done(res)
+                return
+        error = save_failure(rel, describe_error(exc, rel), **common)
+        res = NoteResult(rel, "failed", seconds=seconds, error=error, reason=job.reason)
         results.append(res)
         reporter.done(res)
 
@@ -381,9 +545,14 @@ def _plan_and_run(opts: BatchOptions, root: Path, out_dir: Path, notes: list[Not
     # two retrievals at once keep both cores busy through the Python parts of the other
     # (measured: bench/batch.py at 2 s latency, 0.72 of ideal with one, 0.75 with two)
     # two more work slots than requests: they validate and write while the others wait
-    asyncio.run(run_jobs(runnable, prepare, work, done, work_slots=concurrency + 2,
-                         cpu_slots=min(2, os.cpu_count() or 1)))
-    return report
+    try:
+        asyncio.run(run_jobs(runnable, prepare, work, done, work_slots=concurrency + 2,
+                             cpu_slots=min(2, os.cpu_count() or 1),
+                             stopped=lambda: bool(fatal)))
+    finally:
+        provider.close()  # a local model server lives for the run, and no longer
+    if fatal:
+        raise fatal[0]
 
 
 def _now() -> str:

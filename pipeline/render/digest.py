@@ -1,9 +1,13 @@
-"""The batch digest: every current reflection by company, newest first, then the failures."""
+"""The batch digest: every current reflection by company, newest first, then the failures.
+
+A note whose redo failed keeps its last good reflection in the table, marked stale, with
+the failure beside it; a note that never had one is listed only under the failures.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +23,8 @@ class RunSummary:
     failed: int
     engine: str
     model: str | None
+    # (path, why) for what failed without a state row: an unreadable folder, a bad name
+    problems: list[tuple[str, str]] = field(default_factory=list)
 
 
 _NEXT = {"thank_you": "thank-you note", "withdrawal": "withdrawal note"}
@@ -26,8 +32,9 @@ _NEXT = {"thank_you": "thank-you note", "withdrawal": "withdrawal note"}
 
 def render_digest(rows: list[Mapping[str, Any]], run: RunSummary) -> str:
     """Reflections by company (the most recent first), then the notes that failed."""
-    ok = [r for r in rows if r["status"] == "ok"]
+    ok = [r for r in rows if r["status"] == "ok" or _stale(r)]
     failed = sorted((r for r in rows if r["status"] != "ok"), key=lambda r: r["path"])
+    stale = sum(1 for r in ok if _stale(r))
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in ok:
         groups.setdefault((r["company"] or "?").casefold(), []).append(r)
@@ -42,6 +49,7 @@ def render_digest(rows: list[Mapping[str, Any]], run: RunSummary) -> str:
            f"_Last run {when}: {run.processed} processed, "
            f"{run.skipped} up to date or skipped, {run.failed} failed. "
            f"{len(ok)} reflection(s) from {len(groups)} compan{'y' if len(groups) == 1 else 'ies'}"
+           f"{f' ({stale} stale: their last redo failed)' if stale else ''}"
            f"; engine {run.engine}"
            f"{f' / {run.model}' if run.model else ''}._", ""]
     if not ok:
@@ -54,15 +62,35 @@ def render_digest(rows: list[Mapping[str, Any]], run: RunSummary) -> str:
             when_ = r["date"] + (" (file date)" if r["date_from"] == "file" else "")
             verdict = "keep pursuing" if r["decision"] == "keep" else "decline"
             link = f"[{cell(r['path']).replace('[', '(').replace(']', ')')}](<{r['out_md']}>)"
+            if _stale(r):
+                made = f" of {_get(r, 'ok_at')[:10]}" if _get(r, "ok_at") else ""
+                link += (f" **stale**: the reflection{made}; the redo failed: "
+                         f"{cell(r['error'] or 'unknown error')}")
             out.append(f"| {when_} | {link} | {verdict} | {r['confidence']:.2f} | "
                        f"{_NEXT.get(r['next_step'], r['next_step'] or '')} |")
         out.append("")
-    if failed:
-        out += [f"## Failed ({len(failed)})", "",
-                "These notes have no current reflection; fix them and the next run retries "
-                "them (a failed note is retried on every run).", ""]
-        for r in failed:
-            name = r["path"].replace("`", "'")
-            out.append(f"- `{name}`: {cell(r['error'] or 'unknown error')}")
+    if failed or run.problems:
+        out += [f"## Failed ({len(failed) + len(run.problems)})", "",
+                "These have no current reflection (a stale one is shown above, marked); fix "
+                "them and the next run retries them (a failed note is retried on every run).",
+                ""]
+        stale_paths = {r["path"] for r in failed if _stale(r)}
+        for path, error in sorted([(r["path"], r["error"]) for r in failed] + run.problems):
+            name = path.replace("`", "'")
+            stale_ = (" (its last good reflection is shown above, marked stale)"
+                      if path in stale_paths else "")
+            out.append(f"- `{name}`: {cell(error or 'unknown error')}{stale_}")
         out.append("")
     return "\n".join(out)
+
+
+def _stale(r: Mapping[str, Any]) -> bool:
+    """A failed redo of a note that has a last good reflection, shown marked stale."""
+    return r["status"] != "ok" and bool(_get(r, "out_md")) and r["decision"] is not None
+
+
+def _get(r: Mapping[str, Any], key: str) -> Any:
+    try:
+        return r[key]
+    except (KeyError, IndexError):
+        return None

@@ -62,6 +62,7 @@ def ranking_markdown(c: Ranking, failed: list[tuple[str, str]] | None = None) ->
             total = "—" if p.total is None else f"{p.total:+d}"
             unknown = ", ".join(criterion_label(u) for u in p.unknown_high) or "—"
             flag = " (withdraw)" if p.withdraw else ""
+            flag += " (stale: its redo failed, see Failed)" if p.stale else ""
             out.append(f"| {p.rank} | {cell(p.company)} | {verdict(p.decision)}{flag} | "
                        f"{p.confidence:.2f} | {total} | {p.score:+.2f} | "
                        f"{stage_label(p.stage)} | {cell(round_label(p.latest))} | "
