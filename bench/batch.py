@@ -9,8 +9,8 @@ no two are the same.
     N x latency / 8 (which counts only the waiting on the model, not our own work).
 (b) The naive nightly loop a user would write, in this process: sequentially, for each
     note, re-read the corpus, re-embed it into a fresh in-memory Chroma collection with the
-    same embedding function (loaded once), retrieve, format the prompt, and call
-    ChatOpenAI(...).with_structured_output(...) directly. It embeds the whole corpus per
+    same embedding function (loaded once), retrieve, build the prompt, and call
+    ChatOpenAI(...).with_structured_output(its schema) directly. It embeds the whole corpus per
     note, so by default it runs on the first 6 notes and the per-note time is scaled to N
     (said so when printed); --naive-notes 0 runs all N.
 (c) A no-op rerun over 100 notes (the folder of (a) plus new ones, reflected on first), as
@@ -128,10 +128,10 @@ def naive_loop(paths: list[Path], url: str, k: int = 8) -> float:
     from pipeline.corpus import chunk_corpus, load_corpus
     from pipeline.index.embedding import LocalMiniLM
     from pipeline.notes import read_notes
-    from pipeline.prompts import render_messages
+    from pipeline.prompts import build_prompt
     from pipeline.resources import corpus_dir
-    from pipeline.retrieve import Passage
-    from pipeline.schema import ReflectionDraft
+    from pipeline.retrieve import Passage, Retrieval
+    from pipeline.schema import ModelAnswer
 
     ef = LocalMiniLM()  # the same embedding function, loaded once (kind to the naive loop)
     ef(["load the model before the clock starts"])
@@ -152,11 +152,12 @@ def naive_loop(paths: list[Path], url: str, k: int = 8) -> float:
             passages.append(Passage(id=c.id, doc_id=c.doc_id, title=c.title, heading=c.heading,
                                     text=c.text, stance=c.stance, source=c.source, tags=c.tags,
                                     score=1 - float(d)))
+        prompt = build_prompt(notes, Retrieval(passages=passages, sentences=[], ignored=[]))
         llm = ChatOpenAI(model=MODEL, base_url=url, api_key="bench", timeout=60,
                          max_retries=2, temperature=0)
-        draft = llm.with_structured_output(ReflectionDraft, method="function_calling") \
-            .invoke(render_messages(notes, passages))
-        assert isinstance(draft, ReflectionDraft)
+        answer = llm.with_structured_output(prompt.schema, method="function_calling") \
+            .invoke(prompt.messages)
+        ModelAnswer.model_validate(answer)
         client.delete_collection(f"naive-{i}")
     return time.perf_counter() - t
 
@@ -252,7 +253,7 @@ def main() -> None:
         naive_n = naive / k * n
         print("\n(b) naive loop (bench/batch.py:naive_loop): per note, load_corpus + chunk, fresh "
               "chromadb.EphemeralClient collection with LocalMiniLM, add all chunks, query, "
-              "render_messages, ChatOpenAI(...).with_structured_output(ReflectionDraft)")
+              "build_prompt, ChatOpenAI(...).with_structured_output(prompt.schema)")
         scaled = "" if k == n else f" (ran {k} notes: {naive:.2f} s, {naive / k:.2f} s/note, scaled to {n})"
         print(f"    naive loop for {n} notes: {naive_n:.2f} s{scaled}")
         print(f"    our speed-up: {naive_n / wall:.1f}x (whole process), "

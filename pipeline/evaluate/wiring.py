@@ -13,13 +13,15 @@ import httpx
 from pipeline import __version__
 from pipeline.errors import DebriefError
 from pipeline.files import write_text
+from pipeline.llm.deadline import DeadlineTransport
 from pipeline.llm.factory import make_provider
 from pipeline.llm.offline.engine import OfflineEngine
 from pipeline.llm.recording import RecordingStore, RecordingTransport, ReplayTransport
 from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION
 from pipeline.settings import ProviderSettings
 
-MODES = ("replay", "offline", "openai")
+MODES = ("replay", "offline", "openai", "local")
+LIVE = ("openai", "local")
 
 
 @dataclass
@@ -30,8 +32,8 @@ class Wired:
 
 def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool = False,
          record_missing: bool = False) -> Wired:
-    if (record or record_missing) and mode != "openai":
-        raise DebriefError("--record and --record-missing need --mode openai.")
+    if (record or record_missing) and mode not in LIVE:
+        raise DebriefError("--record and --record-missing need --mode openai or --mode local.")
     if mode == "offline":
         return Wired(OfflineEngine())
     store = RecordingStore(rec_dir, PROMPT_VERSION)
@@ -45,27 +47,39 @@ def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool =
         replayed = ProviderSettings(provider="openai", model=manifest["model"],
                                     base_url="http://replay.invalid/v1",
                                     structured_output=manifest["structured_output"],
-                                    timeout=settings.timeout, max_retries=0,
+                                    timeout=settings.request_timeout("openai"), max_retries=0,
                                     max_tokens=manifest.get("max_tokens"))
-        return Wired(_replaying(replayed, transport), transport)
-    live = replace(settings, provider="openai")
+        engine = _replaying(replayed, transport)
+        engine.name = manifest.get("engine", "openai")
+        return Wired(engine, transport)
+    live = replace(settings, provider=mode)
     if not (record or record_missing):
         return Wired(make_provider(live))
-    probe = make_provider(live)  # resolves the model name and method the manifest records
-    provenance = {"model": probe.model, "server": live.base_url or "api.openai.com",
-                  "structured_output": probe.method, "tool_version": __version__,
-                  "how": "debrief eval --mode openai "
-                         + ("--record-missing" if record_missing else "--record")}
-    transport = RecordingTransport(store, provenance, only_missing=record_missing)
+    transport = RecordingTransport(store, {}, only_missing=record_missing,
+                                   inner=DeadlineTransport(live.request_timeout(mode)))
     provider = make_provider(live, http_client=httpx.Client(transport=transport))
+    transport.provenance = {
+        "engine": provider.name, "model": provider.model,
+        "server": _server(provider, live), "structured_output": provider.method,
+        "tool_version": __version__,
+        "how": f"debrief eval --mode {mode} "
+               + ("--record-missing" if record_missing else "--record")}
     write_text(manifest_path, json.dumps({
-        "model": probe.model, "structured_output": probe.method,
-        "max_tokens": live.max_tokens,
+        "engine": provider.name, "model": provider.model,
+        "structured_output": provider.method, "max_tokens": provider.max_tokens,
         "prompt_versions": [PROMPT_VERSION, PROFILE_PROMPT_VERSION],
-        "server": provenance["server"],
+        "server": transport.provenance["server"],
         "note": "replay uses this model name and method so request keys match",
     }, indent=2) + "\n")
     return Wired(provider, transport)
+
+
+def _server(provider: Any, settings: ProviderSettings) -> dict[str, Any] | str:
+    """What answered: for a local model its file, checksum and llama.cpp build, else the URL."""
+    server = getattr(provider, "server", None)
+    if server is None:
+        return settings.base_url or "api.openai.com"
+    return server.describe()
 
 
 def _replaying(settings: ProviderSettings, transport: ReplayTransport) -> Any:

@@ -1,23 +1,22 @@
 """Any OpenAI-compatible chat server through langchain-openai's ChatOpenAI and the openai client.
 
 The structured-output method is a setting because servers differ: OpenAI takes
-``json_schema``; llama.cpp's server rejects it but constrains ``function_calling`` by
-grammar; some servers only honour ``json_mode``.
+``json_schema``; llama.cpp's server refuses it but constrains ``json_object`` with a schema
+(its own extension, which keeps the schema out of the prompt) and ``function_calling`` by
+grammar; some servers only honour ``json_mode``, where the schema is not enforced at all.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
+from urllib.parse import urlparse
 
 from pipeline.errors import ProviderError
-from pipeline.llm.base import Attempt, Message
-from pipeline.notes import Notes
-from pipeline.profile import Profile
-from pipeline.retrieve import Retrieval
-from pipeline.schema import ProfiledDraft, ReflectionDraft
+from pipeline.llm.base import Attempt, Message, Request
 
-METHODS = ("json_schema", "function_calling", "json_mode")
+METHODS = ("json_schema", "function_calling", "json_object", "json_mode")
 DEFAULT_MODEL = "gpt-4o-mini"
 
 
@@ -46,6 +45,7 @@ class OpenAIProvider:
         self.base_url = _check_base_url(base_url)
         self.method = resolve_method(method, base_url)
         self.max_retries = max_retries
+        self.max_tokens = max_tokens
         from langchain_openai import ChatOpenAI
 
         kwargs: dict[str, Any] = {}
@@ -57,6 +57,8 @@ class OpenAIProvider:
                 kwargs["extra_body"] = {"max_tokens": max_tokens}
             else:
                 kwargs["max_tokens"] = max_tokens
+        http_client = http_client if http_client is not None else deadline_client(timeout,
+                                                                                  base_url)
         if http_client is not None:
             kwargs["http_client"] = http_client
         # keys never leave this object: no logging, and recordings strip headers
@@ -69,22 +71,17 @@ class OpenAIProvider:
             max_retries=max_retries,  # the openai client backs off and honours Retry-After
             **kwargs,
         )
-        self._structured: dict[type, Any] = {}
 
-    def _runnable(self, schema: type[ReflectionDraft]) -> Any:
-        if schema not in self._structured:
-            self._structured[schema] = self._llm.with_structured_output(
-                schema, method=self.method, include_raw=True)
-        return self._structured[schema]
+    def _runnable(self, schema: dict[str, Any]) -> Any:
+        if self.method == "json_object":
+            return self._llm.bind(response_format={"type": "json_object", "schema": schema})
+        return self._llm.with_structured_output(schema, method=self.method, include_raw=True)
 
-    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
-                 profile: Profile | None = None) -> Attempt:
+    def complete(self, request: Request) -> Attempt:
         import openai
-        import pydantic
 
-        schema = ProfiledDraft if profile is not None else ReflectionDraft
         try:
-            out = self._invoke(self._runnable(schema), messages)
+            out = self._invoke(self._runnable(request.prompt.schema), request.messages)
         except openai.AuthenticationError:
             raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
         except openai.NotFoundError as exc:
@@ -98,31 +95,35 @@ class OpenAIProvider:
         except openai.APIStatusError as exc:
             raise ProviderError(f"the model server answered HTTP {exc.status_code}: {_msg(exc)}"
                                 f"{self._method_hint(exc)}") from None
-        except pydantic.ValidationError as exc:
-            # json_schema: the SDK validates the answer itself; feed the errors back for a retry
-            return Attempt(None, "", _msg(exc))
         except json.JSONDecodeError as exc:
             raise ProviderError(f"the model server's response body is not valid JSON (truncated "
                                 f"or corrupt: {_msg(exc)}; retries: {self.max_retries}).") from None
         except (openai.APIError, ValueError) as exc:
             raise ProviderError(f"the model answer could not be read: {_msg(exc)}") from None
+        except (IndexError, KeyError, TypeError, AttributeError) as exc:
+            # e.g. {"choices": []}: a 200 that is not a chat completion the client can read
+            raise ProviderError(f"the model server at {self._where()} answered with something "
+                                f"that is not a chat completion ({type(exc).__name__}); is it "
+                                "an OpenAI-compatible server?") from None
+        if self.method == "json_object":
+            return _from_content(out)
         raw_msg = out.get("raw")
-        usage = dict(getattr(raw_msg, "usage_metadata", None) or {})
+        usage = _ints(dict(getattr(raw_msg, "usage_metadata", None) or {}))
         raw = _raw_text(raw_msg)
         parsed = out.get("parsed")
-        if isinstance(parsed, dict):
-            try:
-                parsed = schema.model_validate(parsed)
-            except Exception as exc:  # pydantic ValidationError, reported back to the model
-                return Attempt(None, raw, str(exc)[:2000], _ints(usage))
         err = out.get("parsing_error")
         if getattr(raw_msg, "additional_kwargs", {}).get("refusal"):
             err = f"the model refused: {raw_msg.additional_kwargs['refusal']}"
         if parsed is None and not raw.strip() and not str(err or "").startswith("the model refused"):
             err = "empty answer (no content and no tool call)"
-        if parsed is None and not err:
-            err = "no structured result in the answer"
-        return Attempt(parsed, raw, str(err)[:2000] if err else None, _ints(usage))
+        if not isinstance(parsed, dict):
+            parsed = None
+            err = err or "no structured result in the answer"
+        return Attempt(answer=parsed, raw=raw, error=str(err)[:2000] if err else None,
+                       usage=usage)
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP client closes with the process."""
 
     def _method_hint(self, exc: Exception) -> str:
         """Servers differ in how they take a schema (llama.cpp refuses json_schema; some
@@ -158,6 +159,37 @@ class OpenAIProvider:
         return self.base_url or "api.openai.com"
 
 
+def _from_content(msg: Any) -> Attempt:
+    """A json_object answer: the JSON is the message content. Small models put raw newlines
+    inside strings, which strict JSON forbids and every reader accepts."""
+    usage = _ints(dict(getattr(msg, "usage_metadata", None) or {}))
+    raw = _raw_text(msg)
+    if not raw.strip():
+        return Attempt(raw=raw, error="empty answer (no content)", usage=usage)
+    try:
+        parsed = json.loads(raw, strict=False)
+    except json.JSONDecodeError as exc:
+        return Attempt(raw=raw, error=f"the answer is not JSON ({_msg(exc)})", usage=usage)
+    if not isinstance(parsed, dict):
+        return Attempt(raw=raw, error="the answer is JSON but not an object", usage=usage)
+    return Attempt(answer=parsed, raw=raw, usage=usage)
+
+
+def deadline_client(total: float, base_url: str | None) -> Any:
+    """An HTTP client whose requests end by ``total`` seconds even when a server trickles;
+    None (the openai client's own, which honours proxy settings) when a proxy is set for
+    the server, since the deadline transport talks to servers directly."""
+    import httpx  # heavy: it loads click and rich when they are installed
+
+    from pipeline.llm.deadline import DeadlineTransport  # built on httpx, likewise
+
+    host = urlparse(base_url or "https://api.openai.com").hostname or ""
+    proxies = urllib.request.getproxies()
+    if proxies and not urllib.request.proxy_bypass(host):
+        return None
+    return httpx.Client(transport=DeadlineTransport(total), timeout=total)
+
+
 def _ints(usage: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in usage.items() if isinstance(v, int)}
 
@@ -166,8 +198,6 @@ def _check_base_url(base_url: str | None) -> str | None:
     """A clear error now rather than httpx's InvalidURL (or a DNS lookup of junk) later."""
     if not base_url:
         return base_url
-    from urllib.parse import urlparse
-
     try:
         url = urlparse(base_url)
         url.port  # noqa: B018 - raises ValueError on a bad port
