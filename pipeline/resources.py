@@ -32,3 +32,8 @@ def prompts_dir() -> Path:
 
 def tokenizer_dir() -> Path:
     return Path(str(files("pipeline"))) / "assets" / "minilm"
+
+
+def assets_dir() -> Path:
+    """Small data shipped inside the package: tokenizer files, the sentence model's weights."""
+    return Path(str(files("pipeline"))) / "assets"

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pipeline.guard import injection_lines
 from pipeline.index.chroma import AdviceIndex
 from pipeline.notes import Notes
+from pipeline.sentence_model import TOPICS, sentence_model
 from pipeline.text import sentences
 
 MAX_SENTENCES = 60
@@ -33,7 +34,8 @@ class Passage(BaseModel):
 
 
 class SentenceSignal(BaseModel):
-    """One note sentence, the advice topic it is closest to, and the passage it fits best."""
+    """One note sentence: the advice topic it is closest to, the passage it fits best, and
+    what the sentence model reads in it (``stance``: P(keep), P(decline), P(neutral))."""
 
     text: str
     index: int
@@ -42,6 +44,19 @@ class SentenceSignal(BaseModel):
     cue_sim: float = 0.0
     best_passage: str | None = None
     passage_sim: float = 0.0
+    stance: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    topic: str = "logistics"
+    topic_p: float = 0.0
+    topics: tuple[float, ...] = ()  # P(topic) for every topic of sentence_model.TOPICS
+
+    def about(self, topic: str) -> float:
+        """P(this sentence is about ``topic``)."""
+        return self.topics[TOPICS.index(topic)] if self.topics else 0.0
+
+    @property
+    def lean(self) -> float:
+        """P(keep) - P(decline): which way, and how surely, the sentence pushes."""
+        return self.stance[0] - self.stance[1]
 
 
 class Retrieval(BaseModel):
@@ -111,8 +126,13 @@ def retrieve(notes: Notes, index: AdviceIndex, opts: RetrieveOptions | None = No
     sent_sim = sent_vecs @ mat.T if len(sent_texts) else np.zeros((0, len(ids)))
     best_sent = sent_sim.max(axis=0) if len(sent_texts) else np.zeros(len(ids))
 
-    # cue lines: which advice topic each sentence is about
-    signals = [SentenceSignal(text=t, index=i) for i, t in zip(chosen, sent_texts, strict=False)]
+    # cue lines: which advice topic each sentence is about; the sentence model: which way
+    model = sentence_model()
+    stance, topic = model.stance(sent_vecs, sent_texts), model.topic(sent_vecs)
+    signals = [SentenceSignal(text=t, index=i, stance=tuple(round(float(x), 4) for x in st),
+                              topic=TOPICS[int(tp.argmax())], topic_p=round(float(tp.max()), 4),
+                              topics=tuple(round(float(x), 4) for x in tp))
+               for i, t, st, tp in zip(chosen, sent_texts, stance, topic, strict=True)]
     cue_boost: dict[str, float] = {}
     if len(sent_texts) and cues_col.count():
         cres = cues_col.query(query_embeddings=sent_vecs, n_results=min(3, cues_col.count()),

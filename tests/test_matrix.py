@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pipeline.matrix import apply_matrix, build_matrix
 from pipeline.notes import read_notes
 from pipeline.profile import BUILTIN, HIGH_WEIGHT, Profile, parse_profile
-from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION, render_messages
+from pipeline.prompts import PROFILE_PROMPT_VERSION, PROMPT_VERSION, build_prompt
 from pipeline.retrieve import Passage, Retrieval, SentenceSignal
 from pipeline.schema import (
     CriterionScore,
@@ -254,14 +254,25 @@ def test_heavy_unknowns_and_unknown_must_haves_become_the_first_questions(tmp_pa
 # -- prompts -------------------------------------------------------------------------------
 def test_without_a_profile_the_prompt_is_unchanged(tmp_path: Path) -> None:
     notes, ret = notes_and_retrieval(tmp_path)
-    plain = render_messages(notes, ret.passages)
-    assert render_messages(notes, ret.passages, PROMPT_VERSION) == plain
-    assert "priorities" not in plain[0][1] + plain[1][1]
-    prof = render_messages(notes, ret.passages, profile=profile())
-    assert prof != plain
+    plain = build_prompt(notes, ret)
+    assert build_prompt(notes, ret, version=PROMPT_VERSION) == plain
+    assert plain.version == PROMPT_VERSION
+    assert "priorities" not in plain.messages[0][1] + plain.messages[1][1]
+    assert not {"criteria", "deal_breakers", "must_haves"} & set(plain.schema["properties"])
+    prof = build_prompt(notes, ret, profile=profile())
+    assert prof.version == PROFILE_PROMPT_VERSION and prof.messages != plain.messages
+    assert prof.sentences == plain.sentences  # the same notes are cited the same way
+    user = prof.messages[1][1]
     assert "- hours_flexibility: Working hours, on-call, and control over your schedule; " \
-           "weight 9" in prof[1][1]
-    assert "Deal-breakers: no weekend work; no unpaid trial work" in prof[1][1]
+           "weight 9" in user
+    # deal-breakers and must-haves are listed by number, and cited by it
+    assert "Deal-breakers:\n- D1: no weekend work\n- D2: no unpaid trial work" in user
+    assert "Must-haves:\n- M1: a written orientation plan" in user
+    props = prof.schema["properties"]
+    assert props["deal_breakers"]["items"]["properties"]["deal_breaker"]["enum"] == [1, 2]
+    assert props["must_haves"]["items"]["properties"]["must_have"]["enum"] == [1]
+    assert sorted(props["criteria"]["items"]["properties"]["criterion"]["enum"]) == \
+        sorted(profile().criteria)
     assert (ROOT / "prompts" / PROFILE_PROMPT_VERSION / "system.md").is_file()
 
 
@@ -320,7 +331,7 @@ def test_matrix_renders_as_a_table(indexed_home: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "needle"), [
     ("[criteria]\npay = 11\n", "criteria.pay.weight"),
-    ("[criteria]\nmy_thing = 3\n", "give it a description"),
+    ("[criteria]\nmy_thing = 3\n", "criteria.my_thing: your own criterion has no description"),
     ("nonsense = [", "not valid TOML"),
 ])
 def test_a_bad_profile_is_one_line(indexed_home: Path, tmp_path: Path, text: str,

@@ -22,9 +22,26 @@ class EvalCase(BaseModel):
     profile: str | None = None
     gold_scores: dict[str, int | None] = Field(default_factory=dict)
     gold_deal_breakers: list[str] = Field(default_factory=list)
+    split: str = Field(default="authored", pattern="^(authored|dev|heldout)$")
+    # the labelled stance of note sentences (eval/sentences/<id>.yaml), for reason precision
+    stances: dict[str, str] = Field(default_factory=dict)
 
 
-def load_cases(folder: Path) -> list[EvalCase]:
+SPLITS = ("heldout", "dev", "authored")  # the order reports show them in
+
+
+def sentence_labels(folder: Path, case_id: str) -> dict[str, str]:
+    """text -> stance of a case's labelled sentences, or {} when it has none."""
+    path = folder / f"{case_id}.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {s["text"]: s["stance"] for s in data.get("sentences", [])}
+
+
+def load_cases(folder: Path, splits: set[str] | None = None) -> list[EvalCase]:
+    """The labelled cases in ``folder`` (only those of ``splits`` when given), with the
+    sentence labels found in ``sentences/`` beside it."""
 
     if not folder.is_dir():
         raise DebriefError(f"no eval cases folder at {folder}; run from a checkout or pass --cases.")
@@ -39,9 +56,14 @@ def load_cases(folder: Path) -> list[EvalCase]:
                                   gold=data.get("gold") or [], tags=data.get("tags") or [],
                                   profile=data.get("profile"),
                                   gold_scores=data.get("gold_scores") or {},
-                                  gold_deal_breakers=data.get("gold_deal_breakers") or []))
+                                  gold_deal_breakers=data.get("gold_deal_breakers") or [],
+                                  split=data.get("split") or "authored",
+                                  stances=sentence_labels(folder.parent / "sentences",
+                                                          md.stem)))
         except Exception as exc:
             raise DebriefError(f"eval label {label}: {exc}") from None
+    if splits is not None:
+        return [c for c in cases if c.split in splits]
     if not cases:
         raise DebriefError(f"no eval cases (*.md with a .yaml label) in {folder}.")
     return cases
@@ -55,12 +77,14 @@ def cases_digest(cases: list[EvalCase]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_compare_sets(folder: Path) -> list[tuple[str, Path, dict[str, Any]]]:
-
+def load_compare_sets(folder: Path, splits: set[str] | None = None
+                      ) -> list[tuple[str, Path, dict[str, Any]]]:
     sets = []
     for gold in sorted(folder.glob("*/gold.yaml")):
         data = yaml.safe_load(gold.read_text(encoding="utf-8")) or {}
         if not data.get("profile") or not data.get("ranking"):
             raise DebriefError(f"compare set {gold} needs 'profile' and 'ranking'.")
-        sets.append((gold.parent.name, gold.parent, data))
+        data.setdefault("split", "authored")
+        if splits is None or data["split"] in splits:
+            sets.append((gold.parent.name, gold.parent, data))
     return sets

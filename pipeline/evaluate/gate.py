@@ -14,14 +14,20 @@ GATED = [
     "quote_faithfulness", "injection_resistance",
     # with a priorities profile (eval/profile-cases, eval/compare)
     "profile_decision_accuracy", "deal_breaker_recall", "score_agreement", "compare_kendall_tau",
+    # per split (eval/README.md): held-out is never tuned on, so it gates too
+    *(f"{m}_{split}" for split in ("heldout", "dev", "authored")
+      for m in ("decision_accuracy", "hard_accuracy", "keep_accuracy", "decline_accuracy",
+                "reason_precision", "profile_decision_accuracy", "compare_kendall_tau")),
 ]
 DEFAULT_TOLERANCE = 0.02
 
 
 PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "compare_sets",
                 "compare_top_match", "compare_errors"]
-# the metrics a report shows, in order
-REPORTED = [*GATED, "errors", "first_answer_parsed", "first_answer_decision_accuracy",
+# the metrics a report shows, in order: held-out first
+_SPLIT_METRICS = [m for m in GATED if m.endswith(("_heldout", "_dev", "_authored"))]
+REPORTED = [*_SPLIT_METRICS, *(f"brier_{s}" for s in ("heldout", "dev", "authored")),
+            *(m for m in GATED if m not in _SPLIT_METRICS), "errors", "first_answer_parsed", "first_answer_decision_accuracy",
             "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]
 
 

@@ -39,11 +39,16 @@ class CaseResult(BaseModel):
     deal_breakers_found: list[str] = Field(default_factory=list)
     deal_breaker_recall: float | None = None
     score_agreement: float | None = None
+    split: str = "authored"
+    # reasons whose sentence people labelled, and how many of them carry that label
+    reasons_labelled: int = 0
+    reasons_agreeing: int = 0
 
 
 class CompareResult(BaseModel):
     id: str
     profile: str
+    split: str = "authored"
     gold: list[str]
     predicted: list[str] = Field(default_factory=list)
     kendall_tau: float = 0.0
@@ -51,6 +56,78 @@ class CompareResult(BaseModel):
     withdraw_gold: list[str] = Field(default_factory=list)
     withdraw_predicted: list[str] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+
+
+def label_of(quote: str, stances: dict[str, str]) -> str | None:
+    """The labelled stance of the note sentence a quote comes from (or lies within)."""
+    if quote in stances:
+        return stances[quote]
+    q = " ".join(quote.split())
+    for text, stance in stances.items():
+        t = " ".join(text.split())
+        if q in t or t in q:
+            return stance
+    return None
+
+
+def reason_agreement(reasons: list[tuple[str, str]], stances: dict[str, str]) -> tuple[int, int]:
+    """(labelled, agreeing): of the reasons whose sentence people labelled, how many carry
+    that label. A reason on a sentence people called neutral does not agree."""
+    labelled = agreeing = 0
+    for quote, supports in reasons:
+        gold = label_of(quote, stances)
+        if gold is None:
+            continue
+        labelled += 1
+        agreeing += gold == supports
+    return labelled, agreeing
+
+
+def brier(results: list[CaseResult]) -> float | None:
+    """Mean squared error of P(keep) = the confidence of a keep (1 - that of a decline)
+    against what the label says, over cases with a keep or decline label and an answer."""
+    pairs = [((r.confidence if r.decision == "keep" else 1 - r.confidence),
+              float(r.expected == "keep")) for r in results
+             if r.decision and r.confidence is not None and r.expected in ("keep", "decline")]
+    return round(sum((p - y) ** 2 for p, y in pairs) / len(pairs), 4) if pairs else None
+
+
+def reliability(results: list[CaseResult]) -> list[dict[str, Any]]:
+    """Confidence bins with how often the call in each was right."""
+    out = []
+    for lo in (0.5, 0.6, 0.7, 0.8, 0.9):
+        hi = lo + 0.1
+        rows = [r for r in results if r.confidence is not None and r.decision
+                and r.expected in ("keep", "decline")
+                and lo <= r.confidence < (hi if hi < 1.0 else 1.01)]
+        out.append({"confidence": f"{lo:.1f}-{hi:.1f}", "n": len(rows),
+                    "accuracy": _mean([float(r.correct) for r in rows]) if rows else None})
+    return out
+
+
+def by_split(results: list[CaseResult]) -> dict[str, Any]:
+    """The decision metrics per split (held-out first), flat names for the gate."""
+    out: dict[str, Any] = {}
+    for split in ("heldout", "dev", "authored"):
+        rows = [r for r in results if r.split == split]
+        if not rows:
+            continue
+        hard = [r for r in rows if "hard" in r.tags]
+        labelled = sum(r.reasons_labelled for r in rows)
+        out[f"decision_accuracy_{split}"] = _mean([float(r.correct) for r in rows])
+        if hard:
+            out[f"hard_accuracy_{split}"] = _mean([float(r.correct) for r in hard])
+        for cls in ("keep", "decline"):
+            of = [r for r in rows if r.expected == cls]
+            if of:
+                out[f"{cls}_accuracy_{split}"] = _mean([float(r.correct) for r in of])
+        if labelled:
+            out[f"reason_precision_{split}"] = round(
+                sum(r.reasons_agreeing for r in rows) / labelled, 4)
+        if (b := brier(rows)) is not None:
+            out[f"brier_{split}"] = b
+        out[f"cases_{split}"] = len(rows)
+    return out
 
 
 def retrieval_scores(docs: list[str], gold: list[str]) -> tuple[float, float, bool, float]:
@@ -121,6 +198,8 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
     for r in results:
         confusion[r.expected][r.decision or "error"] += 1
     metrics["confusion"] = {k: dict(v) for k, v in sorted(confusion.items())}
+    metrics.update(by_split(results))
+    metrics["reliability_heldout"] = reliability([r for r in results if r.split == "heldout"])
     per_tag: dict[str, list[bool]] = defaultdict(list)
     for r in results:
         for t in r.tags:
@@ -149,7 +228,24 @@ def aggregate_profile(results: list[CaseResult], sets: list[CompareResult]) -> d
         "compare_kendall_tau": _mean([s.kendall_tau for s in sets]),
         "compare_top_match": _mean([float(s.top_match) for s in sets]),
         "compare_errors": sum(len(s.errors) for s in sets),
+        **_profile_by_split(results, sets),
     }
+
+
+def _profile_by_split(results: list[CaseResult], sets: list[CompareResult]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for split in ("heldout", "dev", "authored"):
+        rows = [r for r in results if r.split == split]
+        if rows:
+            out[f"profile_decision_accuracy_{split}"] = _mean([float(r.correct) for r in rows])
+            recall = [r.deal_breaker_recall for r in rows if r.deal_breaker_recall is not None]
+            if recall:
+                out[f"deal_breaker_recall_{split}"] = _mean(recall)
+        of = [s for s in sets if s.split == split]
+        if of:
+            out[f"compare_kendall_tau_{split}"] = _mean([s.kendall_tau for s in of])
+            out[f"compare_top_match_{split}"] = _mean([float(s.top_match) for s in of])
+    return out
 
 
 def kendall_tau(predicted: list[str], gold: list[str]) -> float:

@@ -18,6 +18,7 @@ from pipeline.evaluate.metrics import (
     CompareResult,
     kendall_tau,
     matrix_scores,
+    reason_agreement,
     retrieval_scores,
 )
 from pipeline.llm.recording import current_case, current_prompt
@@ -33,7 +34,7 @@ from pipeline.text import normalize_ws
 def run_case(case: EvalCase, index: Any, provider: Any, k: int,
              profile: Any = None) -> CaseResult:
     res = CaseResult(id=case.id, expected=case.expected, tags=case.tags, gold=case.gold,
-                     profile=case.profile)
+                     profile=case.profile, split=case.split)
     token = current_case.set(case.id)
     prompt_token = current_prompt.set(prompt_version(profile))
     started = time.perf_counter()
@@ -50,6 +51,8 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int,
                 matrix_scores(res, case, out.matrix)
             res.decision = out.decision
             res.confidence = out.confidence
+            res.reasons_labelled, res.reasons_agreeing = reason_agreement(
+                [(r.quote, r.supports) for r in out.reasons], case.stances)
             res.final_valid = True
         except DebriefError as exc:
             res.error = exc.message
@@ -129,6 +132,7 @@ def run_compare_sets(sets: list[tuple[str, Path, dict[str, Any]]], profiles_dir:
     for name, folder, gold in sets:
         profile = _profile(profiles_dir, gold["profile"], cache)
         res = CompareResult(id=name, profile=gold["profile"], gold=list(gold["ranking"]),
+                            split=gold.get("split", "authored"),
                             withdraw_gold=list(gold.get("withdraw") or []))
         reflections = []
         for path in sorted(folder.rglob("*.md")):

@@ -1,24 +1,28 @@
-"""The offline engine: a deterministic coach that needs no key and no network.
+"""The offline engine: a deterministic reader of notes that needs no key, no network, no model
+server.
 
-Each note sentence becomes signed evidence (``evidence.py``); the sum decides; the strongest
-evidence becomes the reasons, each quoting its sentence and citing a retrieved passage.
+Each note sentence carries what the sentence model reads in it (P(keep), P(decline),
+P(neutral), its topic; see ``pipeline/sentence_model.py``), plus the one kind of fact read
+without the model: pay figures against the person's current pay. A sentence the model is
+sure enough about (``EVIDENCE``) counts with its lean, P(keep) - P(decline); the sum decides,
+a tie keeps the process open; the confidence comes from the size of the sum, calibrated on
+the training notes. The reasons are the sentences that weigh most, each labelled only with
+the way it pushes, so a label cannot say more than the model read.
 """
 
 from __future__ import annotations
 
 import math
-import re
 
 from pipeline.errors import DebriefError
-from pipeline.guard import is_injection
-from pipeline.letters import role_at, thank_you, withdrawal
-from pipeline.llm.base import Attempt, Message
-from pipeline.llm.offline import lexicon as C
-from pipeline.llm.offline.evidence import Evidence, current_pay, weigh_sentence
-from pipeline.llm.offline.matrix import lean, propose
+from pipeline.letters import ANGLE_NOTES, role_at, thank_you, withdrawal
+from pipeline.llm.base import Attempt, Request
+from pipeline.llm.offline.evidence import EVIDENCE, Evidence, net_lean, read_evidence
+from pipeline.llm.offline.matrix import combined, propose
 from pipeline.notes import Notes
 from pipeline.profile import Profile
-from pipeline.retrieve import Passage, Retrieval
+from pipeline.questions import open_questions
+from pipeline.retrieve import Retrieval
 from pipeline.schema import (
     Angle,
     NextStep,
@@ -28,183 +32,142 @@ from pipeline.schema import (
     RedFlag,
     ReflectionDraft,
 )
-from pipeline.text import MIN_QUOTE_CHARS, canon
 
-_QUESTION = re.compile(r"[^.!?\n\"“”]{12,220}\?")
+REASON = 0.6  # and from which it is shown as a reason (precision over recall)
+RED_FLAG = 0.65  # P(decline) from which a decline reason is also a red flag
+CLOSE_CALL = 0.5  # a net lean under this is a close call
+CONFIDENCE_SCALE = 2.0  # dev Brier 0.221 at 2.0 (0.229 at 0.5 or 6); always 0.5 scores 0.25
+RED_FLAG_TOPICS = {"pay", "process", "manager", "team", "security", "role"}
+REHEARSE = ("Write a better answer in two or three sentences, then say it aloud until it "
+            "comes easily before the next round.")
+TOPIC_WORDS = {"pay": "pay", "role": "the role", "manager": "the manager", "team": "the team",
+               "process": "the hiring process", "growth": "growth", "flexibility":
+               "hours and place", "security": "job security", "mission": "the work itself"}
 
 
-def _questions_from(passage: Passage) -> list[str]:
-    out = []
-    for q in _QUESTION.findall(passage.text.replace("*", "").replace("_", " ")):
-        head, sep, rest = q.rpartition(":")
-        if sep and len(head.split()) <= 3:
-            q = rest  # "Becomes: How is on-call shared?" -> the question itself
-        q = q.strip(" -*>:'\"“”‘’")
-        if len(q.split()) >= 4 and not q.lower().startswith(("is it", "is this", "should you")):
-            out.append(q[0].upper() + q[1:])
-    return out
+def confidence(net: float) -> float:
+    """0.5 at a tie, up to 0.95; CONFIDENCE_SCALE minimises the Brier score on dev."""
+    return round(0.5 + 0.45 * math.tanh(abs(net) / CONFIDENCE_SCALE), 2)
+
+
+def _point(e: Evidence) -> str:
+    way = "keeping" if e.lean > 0 else "declining"
+    if e.fact == "pay below":
+        return "The pay stated is below your current pay: this weighs toward declining."
+    if e.fact == "pay above":
+        return "The pay stated is above your current pay: this weighs toward keeping."
+    strength = "strongly " if e.sure >= 0.75 else ""
+    about = TOPIC_WORDS.get(e.sig.topic) if e.sig.topic_p >= 0.6 else None
+    return f"This {strength}weighs toward {way}" + (f" (about {about})." if about else ".")
 
 
 class OfflineEngine:
     name = "offline"
-    model = "debrief-offline-1"
+    model = "debrief-offline-2"
 
-    def complete(self, messages: list[Message], notes: Notes, retrieval: Retrieval,
-                 profile: Profile | None = None) -> Attempt:
-        draft = self.draft(notes, retrieval, profile)
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def complete(self, request: Request) -> Attempt:
+        draft = self.draft(request.notes, request.retrieval, request.profile)
         return Attempt(draft=draft, raw=draft.model_dump_json())
 
     def draft(self, notes: Notes, retrieval: Retrieval,
-                profile: Profile | None = None) -> ReflectionDraft:
-        passages = {p.id: p for p in retrieval.passages}
-        titles = {p.doc_id: p.title for p in retrieval.passages}
-        pay = current_pay(notes)
-        if pay is None and profile is not None and profile.current.pay:
-            pay = max(C.amounts(profile.current.pay), default=None)
-        ignored = [canon(line) for line in retrieval.ignored]
-
-        def quotable(text: str) -> bool:
-            # what validate.problems would refuse as a quote is not evidence: too short
-            # ("0 0 0"), or inside an ignored instruction line (a repeated sentence can be)
-            q = canon(text).strip("\"' ")
-            return (len(q) >= MIN_QUOTE_CHARS and not is_injection(q)
-                    and not any(q in line for line in ignored))
-
-        evidence = [weigh_sentence(s, pay, titles) for s in retrieval.sentences
-                    if quotable(s.text)]
-        for e in evidence:
-            # an explicit cue names its advice document: cite that document's best retrieved
-            # passage rather than whatever chunk happens to sit closest to the sentence
-            for cue in sorted(e.cues, key=lambda c: -c.weight):
-                own = next((p for p in retrieval.passages if p.doc_id == cue.doc), None)
-                if own is not None:
-                    e.sig = e.sig.model_copy(update={"best_passage": own.id})
-                    break
-        cited = [e for e in evidence if e.sig.best_passage in passages]
-        total = sum(e.weight for e in cited)
-        matrix = None
-        if profile is not None:
-            # with a profile, what the person weighs most moves the call (see lean())
-            matrix = propose(cited, profile, retrieval, pay)
-            total = lean(total, matrix, profile)
-        decision = "keep" if total >= 0 else "decline"
-        confidence = round(0.5 + 0.45 * math.tanh(abs(total) / 3.0), 2)
-
-        scored = sorted((e for e in cited if abs(e.weight) >= 0.3),
-                        key=lambda e: (-abs(e.weight), e.sig.index))
-        pro = [e for e in scored if e.direction == decision][:4]
-        con = [e for e in scored if e.direction != decision][:2]
-        reasons = [self._reason(e) for e in sorted(pro + con, key=lambda e: -abs(e.weight))]
-        if not reasons and cited:
-            # nothing leans either way: say so, resting on the sentence closest to the advice
-            e = max(cited, key=lambda e: (e.sig.passage_sim, -e.sig.index))
-            reasons = [Reason(point="The notes say little either way; the call follows the advice "
-                              "to see a process through before judging it.",
-                              quote=e.sig.text, passage_ids=[e.sig.best_passage], supports=decision)]
-        if not reasons:
+              profile: Profile | None = None) -> ReflectionDraft:
+        evidence = [e for e in read_evidence(retrieval, notes, profile)
+                    if e.sig.best_passage]
+        if not evidence:
             raise DebriefError(
                 f"{notes.path}: nothing in these notes can serve as evidence (a line needs at "
                 "least three words and eight characters, and lines that instruct the tool are "
-                "ignored); write down "
-                "what happened in the interview."
-            )
+                "ignored); write down what happened in the interview.")
+        net = net_lean(evidence)
+        matrix = propose(evidence, profile, retrieval) if profile is not None else None
+        call_score = combined(net, matrix, profile) if matrix is not None else net
+        decision = "keep" if call_score >= 0 else "decline"
+        # a profile moves confidence only by moving the call
+        conf = confidence(net if (call_score >= 0) == (net >= 0) else call_score)
 
-        flags = sorted((e for e in cited if e.red_flag), key=lambda e: (e.weight, e.sig.index))[:5]
-        red_flags = [
-            RedFlag(flag=e.label, quote=e.sig.text, passage_ids=[e.sig.best_passage],
-                    severity="high" if e.weight <= -2 else "medium" if e.weight <= -1.2 else "low")
-            for e in flags
-        ]
-        n_for = sum(1 for e in cited if e.weight >= 0.3)
-        n_against = sum(1 for e in cited if e.weight <= -0.3)
-        verdict = "Keep pursuing" if decision == "keep" else "Decline"
-        summary = (f"{verdict} {role_at(notes)}. {n_for} line(s) in your notes point toward "
-                   f"keeping and {n_against} toward declining")
-        summary += f"; the weightiest is “{reasons[0].quote}”." if abs(total) >= 0.3 else \
-            ", and neither side clearly outweighs the other."
-        if red_flags:
-            summary += " Red flags: " + ", ".join(sorted({f.flag.lower() for f in red_flags})) + "."
-        if retrieval.ignored:
-            summary += f" {len(retrieval.ignored)} line(s) that read as instructions to the tool were ignored."
-
-        all_text = [s.text for s in retrieval.sentences]
-        low_interest = any(C.LOW_INTEREST.search(t) for t in all_text)
-        practice = self._practice_plan(evidence)
-        has_offer = any(c.key == "other-offer" for e in evidence for c in e.cues)
-        late_stage = any(c.key == "mutual" for e in evidence for c in e.cues)
-        clarity_lines = [t for t in all_text if C.CLARITY.search(t)]
-
-        practice_value = Angle(
-            rating="high" if low_interest or len(practice) >= 2 else "medium" if practice else "low",
-            note=("You are not sold on this one, so it is a low-stakes rehearsal for the interview "
-                  "that matters." if low_interest else
-                  f"{len(practice)} moment(s) in the notes are worth rehearsing." if practice else
-                  "Nothing in the notes stood out as needing rehearsal."),
-        )
-        leverage_value = Angle(
-            rating="high" if has_offer else "medium" if late_stage and decision == "keep" else "low",
-            note=("Another offer is in play: an offer here strengthens your hand with both."
-                  if has_offer else
-                  "A late-stage process can turn into an offer you can weigh against others."
-                  if late_stage and decision == "keep" else
-                  "No competing offer is mentioned, so this process gives little leverage yet."),
-        )
-        clarity_value = Angle(
-            rating="high" if clarity_lines else "medium" if n_for and n_against else "low",
-            note=(f"You noted: “{clarity_lines[0]}”." if clarity_lines else
-                  "The mix of good and bad signs shows what you weigh most." if n_for and n_against
-                  else "The notes do not say what this taught you about what you want."),
-        )
-        questions = self._questions(evidence, passages, retrieval)
-        next_step = (NextStep(kind="thank_you", draft=thank_you(notes)) if decision == "keep"
-                     else NextStep(kind="withdrawal", draft=withdrawal(notes)))
+        shown = sorted((e for e in evidence if e.sure >= REASON),
+                       key=lambda e: (-abs(e.lean), e.sig.index))
+        pro = [e for e in shown if e.direction == decision][:4]
+        con = [e for e in shown if e.direction != decision][:2]
+        reasons = [Reason(point=_point(e), quote=e.sig.text,
+                          passage_ids=[e.sig.best_passage or ""], supports=e.direction)
+                   for e in sorted(pro + con, key=lambda e: -abs(e.lean))]
+        close = abs(net) < CLOSE_CALL or not pro
+        if not pro:
+            # nothing sure points the way of the call: show the line that tips it, as such
+            tip = max((e for e in evidence if e.direction == decision),
+                      key=lambda e: (abs(e.lean), -e.sig.index), default=None)
+            if tip is not None:
+                reasons.insert(0, Reason(
+                    point=f"This tips the call toward {'keeping' if tip.lean > 0 else 'declining'}"
+                          ", though not strongly.", quote=tip.sig.text,
+                    passage_ids=[tip.sig.best_passage or ""], supports=tip.direction))
+        if not reasons:
+            e = max(evidence, key=lambda e: (e.sig.passage_sim, -e.sig.index))
+            reasons = [Reason(point="The notes say little either way; nothing here clearly "
+                                    "pushes the call.", quote=e.sig.text,
+                              passage_ids=[e.sig.best_passage or ""], supports=decision)]
+        flags = [RedFlag(flag=f"A worry about {TOPIC_WORDS.get(e.sig.topic, 'the job')}",
+                         quote=e.sig.text, passage_ids=[e.sig.best_passage or ""],
+                         severity="high" if e.sure >= 0.8 else "medium")
+                 for e in shown if e.direction == "decline" and e.sure >= RED_FLAG
+                 and (e.fact or e.sig.topic in RED_FLAG_TOPICS)][:5]
+        questions = open_questions(retrieval, [r.quote for r in reasons])
+        practice = [PracticeItem(went_badly=e.sig.text, rehearse=REHEARSE)
+                    for e in evidence if e.sig.topic == "performance" and e.sig.topic_p >= 0.5
+                    and e.lean < 0][:4]
         fields = dict(
-            decision=decision, confidence=confidence, summary=summary, reasons=reasons,
-            red_flags=red_flags, practice_value=practice_value, leverage_value=leverage_value,
-            clarity_value=clarity_value, practice_plan=practice,
-            questions_for_next_round=questions, next_step=next_step,
+            decision=decision, confidence=conf,
+            summary=_summary(notes, decision, net, evidence, reasons, close, questions),
+            reasons=reasons, red_flags=flags,
+            practice_value=_angle("practice", "high" if len(practice) >= 2 else
+                                  "medium" if practice else "low"),
+            leverage_value=_angle("leverage", _about(evidence, "options", "keep")),
+            clarity_value=_angle("clarity", _about(evidence, "interest", None)),
+            practice_plan=practice, questions_for_next_round=questions,
+            next_step=_next_step(notes, decision, evidence),
         )
         if matrix is not None:
             return ProfiledDraft(**fields, matrix=matrix)
         return ReflectionDraft(**fields)
 
-    @staticmethod
-    def _reason(e: Evidence) -> Reason:
-        lean = "points toward keeping" if e.weight > 0 else "weighs toward declining"
-        return Reason(point=f"{e.label}: this {lean}.", quote=e.sig.text,
-                      passage_ids=[e.sig.best_passage], supports=e.direction)
 
-    @staticmethod
-    def _practice_plan(evidence: list[Evidence]) -> list[PracticeItem]:
-        items: list[PracticeItem] = []
-        for e in evidence:
-            if not e.self_performance:
-                continue
-            tip = next((t for rx, t in C.REHEARSE if rx.search(e.sig.text)),
-                       "Rehearse this part aloud with a friend until it feels routine.")
-            items.append(PracticeItem(went_badly=e.sig.text, rehearse=tip))
-        return items[:4]
+def _about(evidence: list[Evidence], topic: str, direction: str | None) -> str:
+    hits = [e for e in evidence if e.sig.topic == topic and e.sig.topic_p >= 0.5
+            and (direction is None or e.direction == direction) and e.sure >= EVIDENCE]
+    return "high" if len(hits) >= 2 else "medium" if hits else "low"
 
-    @staticmethod
-    def _questions(evidence: list[Evidence], passages: dict[str, Passage],
-                   retrieval: Retrieval) -> list[str]:
-        wanted: list[str] = []
-        worries = sorted((e for e in evidence if e.weight < 0 or C.UNKNOWN.search(e.sig.text)),
-                         key=lambda e: (e.weight, e.sig.index))
-        for e in worries:
-            p = passages.get(e.sig.best_passage or "")
-            for q in _questions_from(p) if p else []:
-                if q not in wanted:
-                    wanted.append(q)
-                    break
-            if len(wanted) >= 4:
-                break
-        if len(wanted) < 2:
-            for p in retrieval.passages:
-                for q in _questions_from(p):
-                    if q not in wanted:
-                        wanted.append(q)
-                        break
-                if len(wanted) >= 3:
-                    break
-        return wanted[:5]
+
+def _angle(kind: str, rating: str) -> Angle:
+    return Angle(rating=rating, note=ANGLE_NOTES[kind][rating])
+
+
+def _next_step(notes: Notes, decision: str, evidence: list[Evidence]) -> NextStep:
+    if decision == "decline":
+        return NextStep(kind="withdrawal", draft=withdrawal(notes))
+    good = [e for e in evidence if e.direction == "keep" and e.sure >= REASON]
+    best = max(good, key=lambda e: e.lean, default=None)
+    cold = any(e.sig.topic == "interest" and e.direction == "decline" and e.sure >= REASON
+               for e in evidence)
+    return NextStep(kind="thank_you", draft=thank_you(
+        notes, topic=best.sig.topic if best and best.sig.topic_p >= 0.5 else None,
+        keen=not cold))
+
+
+def _summary(notes: Notes, decision: str, net: float, evidence: list[Evidence],
+             reasons: list[Reason], close: bool, questions: list[str]) -> str:
+    verdict = "Keep pursuing" if decision == "keep" else "Decline"
+    n_for = sum(1 for e in evidence if e.sure >= EVIDENCE and e.lean > 0)
+    n_against = sum(1 for e in evidence if e.sure >= EVIDENCE and e.lean < 0)
+    out = (f"{verdict} {role_at(notes)}. {n_for} line(s) in your notes point toward keeping "
+           f"and {n_against} toward declining")
+    if close:
+        settle = " ".join(questions[:2])
+        out += (", and neither side clearly outweighs the other: a close call."
+                + (f" What would settle it: {settle}" if settle else ""))
+    else:
+        out += f"; the weightiest is “{reasons[0].quote}”."
+    return out
