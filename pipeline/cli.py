@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import click
@@ -20,6 +21,8 @@ from pipeline.commands import (
 from pipeline.errors import DebriefError
 from pipeline.settings import load_config_file
 
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, for every command
+
 
 class UserError(click.ClickException):
     """A DebriefError on its way out: Click prints 'Error: MESSAGE' and exits with its code."""
@@ -33,12 +36,22 @@ class DebriefGroup(click.Group):
     """Maps the core's errors to Click's one-line errors and exit codes; anything unexpected
     becomes one line too, unless --debug asks for the traceback."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # what follows the command name, for the config check (a help request is never
+        # refused for a broken config file)
+        ctx.meta["debrief.args"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except DebriefError as exc:
             raise UserError(exc) from None
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            # Click would print "Aborted!" and exit 1; the shell convention is 128 + SIGINT
+            click.echo("debrief: interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             if ctx.meta.get("debrief.debug") or os.environ.get("DEBRIEF_DEBUG"):
@@ -74,7 +87,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.meta["debrief.debug"] = debug
     if debug:
         os.environ["DEBRIEF_DEBUG"] = "1"
-    cfg = load_config_file()
+    try:
+        cfg = load_config_file()
+    except DebriefError:
+        # doctor reports a broken config file as a FAIL line and goes on with its other
+        # checks; a help request needs no config; every other command stops here
+        args = ctx.meta.get("debrief.args", [])
+        if ctx.invoked_subcommand != "doctor" and not {"-h", "--help"} & set(args):
+            raise
+        cfg = {}
     if "corpus" in cfg:  # the option's parameter is corpus_dirs; a string means one folder
         value = cfg.pop("corpus")
         cfg["corpus_dirs"] = [value] if isinstance(value, str) else list(value)
@@ -91,10 +112,45 @@ cli.add_command(doctor_cmd.doctor)
 cli.add_command(profile_cmd.profile)
 
 
+def _raise_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def _second_interrupt_quits() -> None:
+    """The first Ctrl-C stops the command as usual: it cleans up and exits 130. A model
+    request in flight can hold that up until it ends (its client joins the worker thread
+    that waits for the answer), so a second Ctrl-C quits at once, also with 130. Every file
+    is written atomically, so nothing half-written is left; the next batch takes over its
+    lock and sweeps its temp files."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return  # ignored (a background job) or someone else's: leave it alone
+    pressed: list[int] = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if pressed:
+            os.write(2, b"\ndebrief: interrupted\n")
+            os._exit(INTERRUPTED)
+        pressed.append(signum)
+        asyncio = sys.modules.get("asyncio")  # no asyncio loaded: no loop running
+        try:
+            loop = asyncio.get_running_loop() if asyncio is not None else None
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # inside a batch's event loop: stop it between two steps (as asyncio.run's own
+            # handler would), never in the middle of a note's state write
+            loop.call_soon_threadsafe(_raise_interrupt)
+            return
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+
+
 def main() -> None:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    _second_interrupt_quits()
     try:
         cli.main(prog_name="debrief")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside a command (while Click parses, or at exit)
         click.echo("debrief: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(INTERRUPTED)

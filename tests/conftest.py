@@ -41,6 +41,8 @@ def _clean_env(mp: pytest.MonkeyPatch, home: Path) -> None:
         if name.startswith("DEBRIEF_") or name in _SCRUBBED:
             mp.delenv(name, raising=False)
     mp.setenv("DEBRIEF_HOME", str(home))
+    # the same engine whether or not this machine has the [local] extra installed
+    mp.setenv("DEBRIEF_LOCAL_MODEL", "off")
     mp.setenv("ANONYMIZED_TELEMETRY", "False")
     # the only network a test may use is a server it started on 127.0.0.1
     mp.setenv("NO_PROXY", "127.0.0.1,localhost")

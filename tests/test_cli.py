@@ -142,7 +142,7 @@ def test_debrief_config_points_at_another_file(tmp_path: Path,
 
 def test_unknown_config_key(debrief_env: Path) -> None:
     path = write_config(debrief_env, 'provider = "offline"\nprovder = "openai"\n')
-    line = assert_one_line_error(run_cli("reflect", NOTES), "unknown keys: provder")
+    line = assert_one_line_error(run_cli("reflect", NOTES), "unknown key 'provder' (did you mean 'provider'?)")
     assert str(path) in line
     # every command reads the file, so `index` says the same
     assert_one_line_error(run_cli("index"), "provder")

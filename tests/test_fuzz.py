@@ -302,6 +302,7 @@ NOTE_TEXT = ("- The manager was kind and clear about how the team grows people.\
              "- Pay would be below my current job.\n")
 
 
+@pytest.mark.slow  # make test-quick leaves it out (README, Development)
 def test_fuzz_file_names(indexed_home: Path, tmp_path: Path) -> None:
     notes_dir = tmp_path / "notes"
     out_dir = tmp_path / "out"
@@ -443,6 +444,7 @@ def test_fuzz_cli_options(indexed_home: Path, tmp_path: Path, unused_port: int,
 
 
 # -- 4. random note text through the whole pipeline ---------------------------------------
+@pytest.mark.slow  # make test-quick leaves it out (README, Development)
 def test_fuzz_reflect_content(indexed_home: Path, tmp_path: Path) -> None:
     note = tmp_path / "2026-11-20-fuzz-co.md"
     counts: Counter = Counter()
@@ -485,7 +487,7 @@ LAUGHS_MAP = "---\nl0: &l0 {x: lol}\n" + "".join(
 
 def test_found_alias_bomb_under_interviewers_is_refused_at_once() -> None:
     # str() of this mapping would never finish; it used to hang parse_notes
-    with time_limit(10, "laughs"), pytest.raises(DebriefError, match="single value"):
+    with time_limit(10, "laughs"), pytest.raises(DebriefError, match="list of names"):
         parse_notes(LAUGHS_MAP.encode(), "bomb.md")
 
 

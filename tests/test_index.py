@@ -200,6 +200,7 @@ def test_corrupt_index_is_one_line_error(debrief_env: Path) -> None:
     assert_one_line_error(run_cli("index"), "cannot be opened")
 
 
+@pytest.mark.slow  # make test-quick leaves it out (README, Development)
 def test_corrupt_index_advice_works(debrief_env: Path) -> None:
     chroma = debrief_env / "chroma"
     chroma.mkdir(parents=True)

@@ -41,7 +41,7 @@ def test_read_notes_reads_a_good_file(tmp_path: Path) -> None:
     path.write_bytes(b"---\nrole: Data Engineer\n---\nThe team seemed sharp and kind.\n")
     notes = read_notes(path)
     assert notes.meta.role == "Data Engineer"
-    assert notes.company == "acme"
+    assert notes.company == "Acme"
     assert notes.body.strip() == "The team seemed sharp and kind."
     assert notes.path == str(path)
     assert len(notes.sha256) == 64
@@ -65,7 +65,8 @@ def test_read_notes_rejects_an_oversized_file(tmp_path: Path) -> None:
         pytest.param(b"a" * (MAX_NOTES_BYTES + 1), "200 KB", id="over-200KB"),
         pytest.param(b"---\ncompany: [unclosed\n---\nbody", "malformed front matter",
                      id="malformed-front-matter"),
-        pytest.param(b"---\ncompany: {name: Acme}\n---\nbody text", "malformed front matter",
+        pytest.param(b"---\ncompany: {name: Acme}\n---\nbody text",
+                     "front matter 'company' (line 2) should be a single value",
                      id="mapping-where-a-value-belongs"),
         pytest.param(b"---\ncompany: Acme\nrole: Engineer\n---\n", "no text below",
                      id="front-matter-no-body"),
@@ -109,7 +110,7 @@ def test_no_front_matter() -> None:
     notes = parse_notes(b"- manager was kind\n- pay is fine\n", "notes/2026-11-20-acme-corp.md")
     assert notes.body == "- manager was kind\n- pay is fine"
     assert notes.meta.company is None
-    assert notes.company == "acme corp"
+    assert notes.company == "Acme Corp"
 
 
 def test_crlf_line_endings() -> None:
@@ -163,9 +164,9 @@ def test_sha256_is_of_the_raw_bytes() -> None:
 @pytest.mark.parametrize(
     ("name", "company"),
     [
-        ("2026-11-20-acme-corp.md", "acme corp"),
-        ("2026-11-20_globex.txt", "globex"),
-        ("initech-round-2.md", "initech round 2"),
+        ("2026-11-20-acme-corp.md", "Acme Corp"),
+        ("2026-11-20_globex.txt", "Globex"),
+        ("initech-round-2.md", "Initech Round 2"),
         ("2026-11-20.md", "2026-11-20"),
     ],
 )

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline.commands.options import index_options, profile_options, provider_options
+from pipeline.commands.options import (
+    index_options,
+    int_range,
+    profile_options,
+    provider_options,
+)
 from pipeline.commands.progress import run_reported
 from pipeline.errors import DebriefError
 from pipeline.settings import IndexSettings, ProviderSettings
@@ -24,13 +29,15 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("notes_dir", metavar="NOTES_DIR", type=click.Path(path_type=Path))
-@click.option("--out", "out_file", type=click.Path(path_type=Path), default=None,
-              metavar="FILE.md", help="Also write the report as Markdown to this file "
-                                      "(never over one of your notes).")
+@click.argument("notes_dir", metavar="NOTES_DIR",
+                type=click.Path(path_type=Path, readable=False))  # the core says why
+@click.option("--out", "out_file", type=click.Path(path_type=Path, readable=False),
+              default=None,
+              metavar="FILE", help="Also write the report to this file (.json writes JSON, "
+                                   "else Markdown); never over one of your notes.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the ranking as JSON, with the notes that failed under 'failed'.")
-@click.option("--concurrency", envvar="DEBRIEF_CONCURRENCY", type=click.IntRange(1, 64),
+@click.option("--concurrency", envvar="DEBRIEF_CONCURRENCY", type=int_range("concurrency"),
               default=None, help="Notes in flight at once [default: 4 with openai, 1 offline].")
 @click.option("--force", is_flag=True, help="Reflect on every note again, changed or not.")
 @provider_options()
@@ -62,22 +69,23 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
       debrief compare ~/interviews
       debrief compare ~/interviews > ranking.md
       debrief compare ~/interviews --out ~/ranking.md
+      debrief compare ~/interviews --out ~/ranking.json
       debrief compare ~/interviews --profile ~/search-2026/profile.toml
       debrief compare ~/interviews --json | jq '.processes[] | {rank, company, score}'
 
     Exit codes: 0 ranked, 1 some notes failed (listed in the report, not ranked),
     2 bad folder, no notes, a bad --out or configuration.
     """
-    from pipeline.batch.outputs import load_reflections
+    from pipeline.batch.outputs import load_results
     from pipeline.batch.run import BatchOptions
     from pipeline.batch.scan import resolve_dirs, scan
-    from pipeline.files import write_text
+    from pipeline.files import with_mark, write_text
     from pipeline.profile import load_profile
     from pipeline.rank import rank_processes
     from pipeline.render.ranking import ranking_markdown
 
     root, out_dir = resolve_dirs(notes_dir, None)
-    notes, _ignored = scan(root, out_dir)
+    notes = scan(root, out_dir).notes
     if not notes:
         raise DebriefError(f"{notes_dir}: no notes to compare (*.md or *.txt files, outside "
                            "hidden folders).")
@@ -87,27 +95,34 @@ def compare(notes_dir: Path, out_file: Path | None, as_json: bool, concurrency: 
                         profile=load_profile(profile_path, enabled=not no_profile))
     report = run_reported(opts, "debrief compare", quiet=as_json)
 
-    reflections, failed = load_reflections(report.out_dir)
-    comparison = rank_processes(reflections)
+    loaded = load_results(report.out_dir)
+    # and what failed without a state row: a folder that cannot be read, a bad file name
+    failed = sorted(loaded.failed + [(r.path, r.error or "failed") for r in report.results
+                                     if r.status == "failed" and r.path not in report.notes])
+    comparison = rank_processes(loaded.reflections, loaded.stale)
+    if report.error:
+        click.echo(f"debrief compare: {report.error}", err=True)
     if not as_json:
         click.echo(f"debrief compare: {report.count('processed')} reflected, "
                    f"{report.count('skipped')} up to date, {len(failed)} failed; "
                    f"{len(comparison.processes)} compan"
                    f"{'y' if len(comparison.processes) == 1 else 'ies'} ranked.", err=True)
-    markdown = ranking_markdown(comparison, failed)
-    if target is not None:
-        write_text(target, markdown)
+    # marked: a file debrief wrote, never taken for a note, and replaced only while unedited
+    markdown = with_mark(ranking_markdown(comparison, failed), "ranking")
+    data = comparison.model_dump()
+    data["failed"] = [{"path": p, "error": e} for p, e in failed]
+    as_text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if target is not None:  # the suffix decides, as for reflect --out
+        write_text(target, as_text if target.suffix.lower() == ".json" else markdown)
         if not as_json:
             click.echo(f"debrief compare: wrote {target}", err=True)
     if as_json:
-        data = comparison.model_dump()
-        data["failed"] = [{"path": p, "error": e} for p, e in failed]
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(as_text, nl=False)
     elif sys.stdout.isatty():
         _show(comparison, failed)
     else:
         click.echo(markdown, nl=False)
-    if failed:
+    if failed or report.error:
         raise click.exceptions.Exit(1)
 
 
@@ -118,6 +133,7 @@ def _check_out(out_file: Path | None, root: Path, out_dir: Path,
     if out_file is None:
         return None
     from pipeline.batch.layout import NOTE_SUFFIXES, batch_files
+    from pipeline.files import not_ours, written_by_us
 
     target = out_file.expanduser().resolve()
     if target.is_dir():
@@ -138,6 +154,8 @@ def _check_out(out_file: Path | None, root: Path, out_dir: Path,
             raise DebriefError(f"--out {out_file} is inside the notes folder, where the next "
                                f"run would take it for a note; write it elsewhere or under "
                                f"{out_dir}.")
+    if not written_by_us(target):
+        raise not_ours(target, f"--out {out_file}")
     return target
 
 
@@ -172,7 +190,8 @@ def _show(c: Ranking, failed: list[tuple[str, str]]) -> None:
             style = "red" if p.withdraw else "green" if p.decision == "keep" else ""
             table.add_row(
                 str(p.rank), Text(p.company, style="bold"),
-                Text(verdict(p.decision) + (" (withdraw)" if p.withdraw else ""), style=style),
+                Text(verdict(p.decision) + (" (withdraw)" if p.withdraw else "")
+                     + (" (stale: its redo failed)" if p.stale else ""), style=style),
                 f"{p.confidence:.2f}", "—" if p.total is None else f"{p.total:+d}",
                 f"{p.score:+.2f}", stage_label(p.stage), Text(round_label(p.latest)),
                 Text(", ".join(criterion_label(u) for u in p.unknown_high) or "—"))

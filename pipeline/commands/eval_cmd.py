@@ -8,19 +8,23 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.options import index_options, provider_options
+from pipeline.commands.options import index_options, int_range, provider_options
 from pipeline.settings import IndexSettings, ProviderSettings
 
 
 @click.group(invoke_without_command=True)
-@click.option("--mode", type=click.Choice(["replay", "offline", "openai"]), default="replay",
+@click.option("--mode", type=click.Choice(["replay", "offline", "openai", "local"]),
+              default="replay",
               show_default=True,
               envvar="DEBRIEF_EVAL_MODE",
               help="replay: recorded model answers, offline. offline: the offline engine. "
-                   "openai: a live server (OPENAI_API_KEY or OPENAI_BASE_URL).")
-@click.option("--record", is_flag=True, help="With --mode openai: re-record every request.")
+                   "openai: a live server (OPENAI_API_KEY or OPENAI_BASE_URL). local: the "
+                   "local model, started for the run.")
+@click.option("--record", is_flag=True,
+              help="With --mode openai or local: re-record every request.")
 @click.option("--record-missing", is_flag=True,
-              help="With --mode openai: record only requests that have no recording yet.")
+              help="With --mode openai or local: record only requests that have no "
+                   "recording yet (resumes an interrupted recording).")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/cases"), show_default=True, help="Folder of labelled cases.")
 @click.option("--profile-cases", "profile_cases_dir", default=None,
@@ -35,6 +39,10 @@ from pipeline.settings import IndexSettings, ProviderSettings
               type=click.Path(file_okay=False, path_type=Path),
               help="Profiles named by profile cases and compare sets [default: profiles/ "
                    "beside the cases folder].")
+@click.option("--split", "splits", multiple=True,
+              type=click.Choice(["authored", "dev", "heldout"]),
+              help="Only the cases of this split (repeatable) [default: all]. Tune on dev; "
+                   "held-out is for measuring (eval/README.md).")
 @click.option("--recordings", "rec_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("eval/recordings"), show_default=True)
 @click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -44,13 +52,13 @@ from pipeline.settings import IndexSettings, ProviderSettings
               help="Where report.json and report.md go.")
 @click.option("--fail-on-regression", is_flag=True,
               help="Exit 1 when a metric falls below the baseline by more than its tolerance.")
-@provider_options(timeout=120.0, choose=False)
-@click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=click.IntRange(1, 20))
+@provider_options(choose=False)
+@click.option("-k", "--top-k", "top_k", default=8, show_default=True, type=int_range("top_k"))
 @index_options
 @click.pass_context
 def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cases_dir: Path,
           profile_cases_dir: Path | None, compare_dir: Path | None, profiles_dir: Path | None,
-          rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
+          splits: tuple[str, ...], rec_dir: Path, baseline_path: Path, report_dir: Path, fail_on_regression: bool,
           provider: ProviderSettings, top_k: int, index: IndexSettings) -> None:
     """Measure decisions, retrieval and structure on labelled cases, offline by default.
 
@@ -83,12 +91,13 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
 
     wired = wire(mode, provider, rec_dir, record=record, record_missing=record_missing)
     engine, transport = wired.provider, wired.transport
-    cases = load_cases(cases_dir)
+    only = set(splits) or None
+    cases = load_cases(cases_dir, only)
     profile_cases_dir = profile_cases_dir or cases_dir.parent / "profile-cases"
     compare_dir = compare_dir or cases_dir.parent / "compare"
     profiles_dir = profiles_dir or cases_dir.parent / "profiles"
-    profile_cases = load_cases(profile_cases_dir) if profile_cases_dir.is_dir() else []
-    compare_sets = load_compare_sets(compare_dir) if compare_dir.is_dir() else []
+    profile_cases = load_cases(profile_cases_dir, only) if profile_cases_dir.is_dir() else []
+    compare_sets = load_compare_sets(compare_dir, only) if compare_dir.is_dir() else []
     advice = open_index(index)
     ensure_index(advice, index.corpus_folders(), lambda m: click.echo(m, err=True))
 
@@ -98,15 +107,26 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
                 run_profile_cases(profile_cases, profiles_dir, advice, engine, **kw),
                 run_compare_sets(compare_sets, profiles_dir, advice, engine, **kw))
 
-    if sys.stderr.isatty():
-        from rich.progress import Progress
+    total = len(cases) + len(profile_cases) + len(compare_sets)
+    try:
+        if sys.stderr.isatty():
+            from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"eval ({mode})",
-                                total=len(cases) + len(profile_cases) + len(compare_sets))
-            results, profile_results, compare_results = run_all(lambda _: bar.advance(task))
-    else:
-        results, profile_results, compare_results = run_all()
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"eval ({mode})", total=total)
+                results, profile_results, compare_results = run_all(
+                    lambda _: bar.advance(task))
+        else:
+            done = [0]
+
+            def line(case_id: str) -> None:  # a long live run shows where it is (logs, CI)
+                done[0] += 1
+                click.echo(f"eval ({mode}): {done[0]}/{total} {case_id}", err=True)
+
+            results, profile_results, compare_results = run_all(
+                line if mode in ("openai", "local") else None)
+    finally:
+        engine.close()
 
     metrics = aggregate(results)
     if profile_cases or compare_sets:

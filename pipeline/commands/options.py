@@ -13,10 +13,23 @@ from typing import Any
 
 import click
 
-from pipeline.settings import DEFAULT_COLLECTION, PROVIDERS, IndexSettings, ProviderSettings
+from pipeline.settings import (
+    DEFAULT_COLLECTION,
+    PROVIDERS,
+    RANGES,
+    STRUCTURED_OUTPUT,
+    IndexSettings,
+    ProviderSettings,
+)
 
 F = Callable[..., Any]
-METHODS = ["auto", "json_schema", "function_calling", "json_mode"]
+
+
+def int_range(key: str) -> click.IntRange:
+    """The bounds of a numeric setting (pipeline.settings.RANGES), which the config file's
+    check uses too."""
+    low, high = RANGES[key]
+    return click.IntRange(int(low), int(high))
 
 
 def not_nan(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -43,31 +56,37 @@ def index_options(fn: F) -> F:
 
     return _apply(wrapper, [
         click.option("--collection", envvar="DEBRIEF_COLLECTION", default=DEFAULT_COLLECTION,
-                     show_default=True, help="Chroma collection holding the advice index."),
+                     show_default=True, metavar="NAME",
+                     help="Chroma collection holding the advice index."),
         click.option("--chroma-url", envvar="DEBRIEF_CHROMA_URL", default=None, metavar="URL",
                      help="Use a `chroma run` server (e.g. http://127.0.0.1:8000) instead of "
                           "the embedded index. Token: DEBRIEF_CHROMA_TOKEN."),
         click.option("--corpus", "corpus_dirs", multiple=True, envvar="DEBRIEF_CORPUS",
                      type=click.Path(file_okay=False, path_type=Path),
                      help="Extra folder of advice documents (repeatable); see "
-                          "corpus/README.md."),
+                          "corpus/README.md. reflect and index add it to the advice index "
+                          "(embedding only what changed); batch and compare use the index as "
+                          "built, so run 'debrief index --corpus DIR' for them."),
     ])
 
 
-def provider_options(*, timeout: float = 60.0, choose: bool = True,
-                     timeout_help: str = "Seconds per model request.") -> Callable[[F], F]:
+def provider_options(*, timeout: float | None = None, choose: bool = True,
+                     timeout_help: str = "Seconds per model request [default: 60; 600 with "
+                                         "--provider local].") -> Callable[[F], F]:
     """The model settings, passed on as ``provider: ProviderSettings``. ``choose=False``
     leaves out --provider (eval picks the engine with --mode)."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
         def wrapper(*args: Any, model: str | None, base_url: str | None,
-                    structured_output: str, timeout: float, max_tokens: int | None,
-                    max_retries: int, provider: str = "auto", **kwargs: Any) -> Any:
+                    structured_output: str, timeout: float | None, max_tokens: int | None,
+                    max_retries: int, local_model: str | None, local_threads: int | None,
+                    provider: str = "auto", **kwargs: Any) -> Any:
             return fn(*args, provider=ProviderSettings(
                 provider=provider, model=model, base_url=base_url,
                 structured_output=structured_output, timeout=timeout, max_tokens=max_tokens,
-                max_retries=max_retries), **kwargs)
+                max_retries=max_retries, local_model=local_model,
+                local_threads=local_threads), **kwargs)
 
         opts = [
             click.option("--model", envvar="DEBRIEF_MODEL", default=None,
@@ -77,25 +96,36 @@ def provider_options(*, timeout: float = 60.0, choose: bool = True,
                          "http://127.0.0.1:11434/v1 for Ollama."),
             click.option("--structured-output", "structured_output",
                          envvar="DEBRIEF_STRUCTURED_OUTPUT", default="auto", show_default=True,
-                         type=click.Choice(METHODS),
+                         type=click.Choice(STRUCTURED_OUTPUT),
                          help="How to ask for JSON. auto = json_schema on OpenAI, "
-                              "function_calling elsewhere (llama.cpp, Ollama)."),
+                              "json_object with a grammar for --provider local, "
+                              "function_calling elsewhere (Ollama, other servers)."),
             click.option("--timeout", envvar="DEBRIEF_TIMEOUT", default=timeout,
-                         show_default=True, type=click.FloatRange(min=0.1, max=3600),
-                         callback=not_nan, help=timeout_help),
+                         metavar="SECONDS",
+                         show_default=timeout is not None,
+                         type=click.FloatRange(*RANGES["timeout"]), callback=not_nan,
+                         help=timeout_help),
             click.option("--max-tokens", envvar="DEBRIEF_MAX_TOKENS", default=None,
-                         type=click.IntRange(64, 100000),
+                         type=int_range("max_tokens"),
                          help="Cap on the answer's length (useful for small local models)."),
             click.option("--max-retries", envvar="DEBRIEF_MAX_RETRIES", default=2,
-                         show_default=True, type=click.IntRange(0, 10),
+                         show_default=True, type=int_range("max_retries"),
                          help="Retries on 429/5xx/timeouts, with backoff and Retry-After."),
+            click.option("--local-model", envvar="DEBRIEF_LOCAL_MODEL", default=None,
+                         metavar="GGUF", help="A GGUF model file for --provider local "
+                         "[default: the packaged Qwen2.5-Coder-1.5B-Instruct]; 'off' keeps "
+                         "auto from choosing local."),
+            click.option("--local-threads", envvar="DEBRIEF_LOCAL_THREADS", default=None,
+                         type=int_range("local_threads"),
+                         help="CPU threads for the local model [default: all cores; 1 leaves "
+                              "a core free for other work]."),
         ]
         if choose:
             opts.insert(0, click.option(
                 "--provider", envvar="DEBRIEF_PROVIDER", default="auto", show_default=True,
                 type=click.Choice(list(PROVIDERS)),
-                help="auto = openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, "
-                     "else the offline engine."))
+                help="auto = openai when OPENAI_API_KEY or OPENAI_BASE_URL is set, else "
+                     "local when the local model is installed, else the offline engine."))
         return _apply(wrapper, opts)
 
     return decorate

@@ -168,20 +168,25 @@ def edit(path: Path | None) -> None:
 
 
 @profile.command()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the problems as a JSON list of {field, problem, fix} ([] when valid).")
 @path_option
-def check(path: Path | None) -> None:
-    """List every problem in the profile.
+def check(as_json: bool, path: Path | None) -> None:
+    """List every problem in the profile, in one pass.
 
-    One problem per line, starting with its field (e.g. criteria.pay.weight).
+    One problem per line: its field (e.g. criteria.pay.weight), what is wrong, and what to
+    write instead; an unknown criterion name gets a "did you mean" for the built-in ones.
 
     \b
     Examples:
       debrief profile check
       debrief profile check --path ~/search-2026/profile.toml
+      debrief profile check --json | jq -r '.[].field'
 
     Exit codes: 0 valid, 2 a problem (each printed on stdout) or no profile.
     """
-    _report(_existing(_resolve(path)), fix="'debrief profile edit' opens the file")
+    _report(_existing(_resolve(path)), fix="'debrief profile edit' opens the file",
+            as_json=as_json)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -238,18 +243,22 @@ def _check_writable(path: Path, *, force: bool) -> None:
         raise DebriefError(f"cannot write {path}: {folder} is not writable.")
 
 
-def _report(path: Path, *, fix: str) -> None:
+def _report(path: Path, *, fix: str, as_json: bool = False) -> None:
     from pipeline.profile import parse_profile, profile_problems, read_text
 
     text = read_text(path)
     found = profile_problems(text)
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in found], indent=2, ensure_ascii=False))
+    else:
+        for problem in found:
+            click.echo(problem.line())
     if found:
-        for line in found:
-            click.echo(line)
         raise DebriefError(f"{_count(len(found), 'problem', 'problems')} in profile {path}; "
                            f"{fix}.")
     prof = parse_profile(text, str(path))
-    click.echo(f"profile OK: {summary(prof)} in {path}")
+    if not as_json:
+        click.echo(f"profile OK: {summary(prof)} in {path}")
 
 
 def summary(prof: Profile) -> str:

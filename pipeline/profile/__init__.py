@@ -1,5 +1,6 @@
 """The person's priorities profile: the model, reading it and writing it."""
 
+from pipeline.profile.check import Problem
 from pipeline.profile.model import (
            BUILTIN,
            HIGH_WEIGHT,
@@ -16,5 +17,6 @@ from pipeline.profile.read import (
            read_text,
 )
 
-__all__ = ["BUILTIN", "HIGH_WEIGHT", "Criterion", "Profile", "Situation", "criterion_question",
+__all__ = ["BUILTIN", "HIGH_WEIGHT", "Criterion", "Problem", "Profile", "Situation",
+           "criterion_question",
            "load_profile", "parse_profile", "profile_problems", "read_profile", "read_text"]

@@ -83,6 +83,14 @@ class Situation(BaseModel):
     pay: str | None = Field(default=None, max_length=100, description="e.g. '$95k' or '£42,000'")
     savings_months: int | None = Field(default=None, ge=0, le=600)
 
+    @field_validator("job", "pay", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        # `pay = 95000` means the text "95000"; true/false stay refused
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
 
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -10,11 +10,27 @@ from pydantic import ValidationError
 
 from pipeline.errors import DebriefError
 from pipeline.home import profile_path
+from pipeline.profile.check import Problem, check_data
 from pipeline.profile.model import Profile
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if p not in ("function-after[_known_or_described()]",))
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+
+
+def _problems(data: dict[str, Any]) -> tuple[Profile | None, list[Problem]]:
+    """The profile, or every problem with it. The walk (profile/check.py) names them in the
+    file's terms; the model's own errors are the fallback for anything it does not know."""
+    found = check_data(data)
+    if found:
+        return None, found
+    try:
+        return Profile.model_validate(data), []
+    except ValidationError as exc:
+        return None, [Problem(_field(e["loc"]) or "profile",
+                              e["msg"].removeprefix("Value error, "),
+                              "see 'debrief profile --help' for what the file holds")
+                      for e in exc.errors()]
 
 
 def parse_profile(text: str, where: str) -> Profile:
@@ -23,30 +39,23 @@ def parse_profile(text: str, where: str) -> Profile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DebriefError(f"profile {where} is not valid TOML: {exc}") from None
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        errs = exc.errors()
-        first = errs[0]
-        loc = _field(first["loc"]) or "profile"
-        msg = first["msg"].removeprefix("Value error, ")
-        more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
-        raise DebriefError(f"profile {where}: {loc}: {msg}{more}; "
-                           "run 'debrief profile check' for all of them.") from None
+    profile, found = _problems(data)
+    if profile is None:
+        more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+        raise DebriefError(f"profile {where}: {found[0].line()}{more}; "
+                           "run 'debrief profile check' for all of them.")
+    return profile
 
 
-def profile_problems(text: str) -> list[str]:
-    """Every problem in a profile text, one line each ('debrief profile check')."""
+def profile_problems(text: str) -> list[Problem]:
+    """Every problem in a profile text ('debrief profile check'), each with its field, what
+    is wrong and what to write instead."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        return [f"not valid TOML: {exc}"]
-    try:
-        Profile.model_validate(data)
-    except ValidationError as exc:
-        return [f"{_field(e['loc']) or 'profile'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()]
-    return []
+        return [Problem("toml", f"not valid TOML: {exc}",
+                        "fix the line it names (strings in quotes, one key = value per line)")]
+    return _problems(data)[1]
 
 
 def read_text(path: Path) -> str:
