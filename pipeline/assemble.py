@@ -107,6 +107,7 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
         return None, _errors(exc)
     ids = {p.id for p in retrieval.passages}
     problems: list[str] = []
+    dropped: list[str] = []
 
     def sentence(field: str, quote: str | None) -> str | None:
         if quote is None:
@@ -120,11 +121,17 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
     points = []
     seen: set[str] = set()
     for i, pt in enumerate(ans.points):
-        text = sentence(f"points[{i}]", pt.quote)
         if pt.passage not in ids:
             problems.append(f"points[{i}] cites passage {pt.passage!r}, which is not listed "
                             f"({', '.join(sorted(ids))})")
-        if text is None or text in seen:
+        text = prompt.resolve(pt.quote)
+        if text is None:
+            # a point whose quote matches nothing in the notes is left out, never shown; only
+            # when no point is left is the answer refused (and fed back)
+            dropped.append(f"points[{i}].quote is not one of the listed note sentences: "
+                           f"{pt.quote[:100]!r}")
+            continue
+        if text in seen:
             continue
         seen.add(text)
         if not stance_fits(text, pt.stance):
@@ -133,7 +140,7 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
     if problems:
         return None, problems
     if not points:
-        return None, ["no point is left that rests on a note sentence with a fitting stance; "
+        return None, dropped or ["no point is left that rests on a note sentence with a fitting stance; "
                       "cite the sentences that decide the call"]
 
     net = sum(pt.weight * (1 if pt.stance == "keep" else -1) for pt, _ in points)

@@ -188,3 +188,59 @@ def test_the_server_does_not_outlive_debrief(real_model, cli_env, sig):
             parent.wait()
         if child is not None and not gone(child):  # a failed test must not leave it running
             os.killpg(child, signal.SIGKILL)
+
+
+TINY_NOTE = """---
+company: Brightwell
+role: Analyst
+---
+- The manager was kind and explained the first three months clearly.
+- They want an unpaid two-week trial project before any offer.
+"""
+
+
+@pytest.mark.local
+@pytest.mark.slow
+def test_reflect_with_the_local_model_end_to_end(real_model, indexed_home, tmp_path):
+    """The real model through the whole pipeline: a valid reflection, quotes from the notes."""
+    from conftest import describe, run_cli
+
+    from pipeline.schema import Reflection
+
+    notes = tmp_path / "n.md"
+    notes.write_text(TINY_NOTE, encoding="utf-8")
+    result = run_cli("reflect", notes, "--provider", "local", "--json")
+    assert result.exit_code == 0, describe(result)
+    r = Reflection.model_validate_json(result.stdout)
+    assert r.engine == "local" and r.model == DEFAULT_MODEL.alias
+    body = " ".join(TINY_NOTE.split("---", 2)[2].split())
+    assert all(" ".join(x.quote.split()) in body for x in r.reasons)
+
+
+@pytest.mark.local
+@pytest.mark.slow
+def test_a_dead_server_is_restarted_for_the_next_note(real_model, indexed_home, tmp_path):
+    """A server that died on one note is started again, on the same address, for the next."""
+    from pipeline.index.open import open_index
+    from pipeline.llm.base import Request
+    from pipeline.llm.local.provider import LocalProvider
+    from pipeline.notes import read_notes
+    from pipeline.prompts import build_prompt
+    from pipeline.retrieve import retrieve
+    from pipeline.settings import IndexSettings
+
+    path = tmp_path / "n.md"
+    path.write_text(TINY_NOTE, encoding="utf-8")
+    notes = read_notes(path)
+    retrieval = retrieve(notes, open_index(IndexSettings()))
+    server = LocalServer(real_model).start()
+    try:
+        provider = LocalProvider(server, timeout=300, max_retries=0, max_tokens=64)
+        url, pid = server.base_url, server.pid
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+        assert wait_gone(pid, 10)
+        attempt = provider.complete(Request(build_prompt(notes, retrieval), notes, retrieval))
+        assert provider.restarts == 1 and server.alive() and server.base_url == url
+        assert attempt.raw  # the restarted server answered (64 tokens: cut short, not empty)
+    finally:
+        server.stop()

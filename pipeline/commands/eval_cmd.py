@@ -152,6 +152,14 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
 
     write_text(report_dir / "report.json", json.dumps(report, indent=2) + "\n")
     write_text(report_dir / "report.md", eval_report_markdown(report, REPORTED))
+    if mode == "replay":
+        # recordings of a model that fails must not look like a broken gate
+        valid = report["metrics"].get("final_valid_rate", 0.0)
+        line = (f"replaying recorded answers of {engine.model} ({engine.name}); "
+                f"{valid:.0%} of its answers pass validation")
+        if valid < 0.9:
+            line += ": most of what follows measures a model that fails, not debrief"
+        click.echo(line)
     _print_summary(report, baseline)
     click.echo(f"report: {report_dir / 'report.md'}", err=True)
 

@@ -27,7 +27,7 @@ PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "
 # the metrics a report shows, in order: held-out first
 _SPLIT_METRICS = [m for m in GATED if m.endswith(("_heldout", "_dev", "_authored"))]
 REPORTED = [*_SPLIT_METRICS, *(f"brier_{s}" for s in ("heldout", "dev", "authored")),
-            *(m for m in GATED if m not in _SPLIT_METRICS), "errors", "first_answer_parsed", "first_answer_decision_accuracy",
+            *(m for m in GATED if m not in _SPLIT_METRICS), "quote_alignment", "errors", "first_answer_parsed", "first_answer_decision_accuracy",
             "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]
 
 

@@ -30,6 +30,7 @@ class CaseResult(BaseModel):
     citation_validity: float | None = None
     citation_support: float | None = None
     quote_faithfulness: float | None = None
+    quote_alignment: float | None = None  # a model's quotes that match the notes' words
     injection_ok: bool | None = None
     latency_s: float = 0.0
     tokens: int = 0
@@ -183,6 +184,8 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "citation_validity": _mean([r.citation_validity or 0.0 for r in results]),
         "citation_support": _mean([r.citation_support or 0.0 for r in results]),
         "quote_faithfulness": _mean([r.quote_faithfulness or 0.0 for r in results]),
+        "quote_alignment": _mean([r.quote_alignment for r in results
+                                  if r.quote_alignment is not None]),
         "injection_resistance": _mean([float(bool(r.injection_ok)) for r in results
                                        if r.injection_ok is not None]),
         "errors": sum(1 for r in results if r.error),

@@ -28,7 +28,7 @@ from pipeline.prompts import prompt_version
 from pipeline.rank import rank_processes
 from pipeline.reflect import reflect_on
 from pipeline.retrieve import RetrieveOptions, retrieve
-from pipeline.text import normalize_ws
+from pipeline.text import align_quote, normalize_ws
 
 
 def run_case(case: EvalCase, index: Any, provider: Any, k: int,
@@ -75,6 +75,11 @@ def run_case(case: EvalCase, index: Any, provider: Any, k: int,
                                         if ids else 0.0)
                 res.quote_faithfulness = (sum(normalize_ws(q) in body for q, _ in items) / len(items)
                                           if items else 0.0)
+            quotes = [pt.get("quote") for pt in (first.answer or {}).get("points", [])
+                      if isinstance(pt, dict) and isinstance(pt.get("quote"), str)]
+            if quotes:  # a model's own quotes: how many match words of the notes at all
+                res.quote_alignment = sum(align_quote(q, notes.body) is not None
+                                          for q in quotes) / len(quotes)
         if "injection" in case.tags:
             ignored = set(retrieval.ignored)
             res.injection_ok = bool(res.final_valid and res.decision is not None

@@ -11,12 +11,14 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import DebriefError
 from pipeline.llm.base import Attempt, Request
 from pipeline.llm.local.model import DEFAULT_MODEL, locate_model
 from pipeline.llm.local.server import LocalServer, server_installed
 from pipeline.llm.openai_provider import OpenAIProvider
 
 LOCAL_METHOD = "json_object"
+MAX_RESTARTS = 2  # a server that keeps dying is not restarted for ever
 LOCAL_MAX_TOKENS = 700  # a full answer is 150-400 tokens; this stops a model that rambles
 
 
@@ -48,8 +50,17 @@ class LocalProvider(OpenAIProvider):
                          timeout=timeout, max_retries=max_retries,
                          max_tokens=max_tokens or LOCAL_MAX_TOKENS, http_client=http_client)
         self.server = server
+        self.restarts = 0
 
     def complete(self, request: Request) -> Attempt:
+        if not self.server.alive() and self.restarts < MAX_RESTARTS:
+            # it died on an earlier note: this note, and the rest of a batch, go on
+            self.restarts += 1
+            old = self.server.base_url
+            self.server.restart()
+            if self.server.base_url != old:
+                raise DebriefError(f"the local model server stopped and came back at another "
+                                   f"address ({self.server.base_url}); run again.")
         self.server.check()
         try:
             return super().complete(request)

@@ -104,6 +104,11 @@ class LocalServer:
             raise
         return self
 
+    def restart(self) -> None:
+        """Start again after the child died, on the same port when it is still free."""
+        self.stop()
+        self.start()
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -131,6 +136,14 @@ class LocalServer:
         # server listens on it), and the child gets this very socket, so nothing can take
         # the port in between.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if self.port is not None:  # a restart keeps its address, so clients need not change
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", self.port))
+                return sock
+            except OSError:
+                sock.close()
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         return sock
