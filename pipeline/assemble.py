@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from pipeline.letters import thank_you, withdrawal
+from pipeline.letters import ANGLE_NOTES, thank_you, withdrawal
 from pipeline.notes import Notes
 from pipeline.profile import Profile
 from pipeline.prompts import Prompt
@@ -35,29 +35,9 @@ from pipeline.schema import (
     ReflectionDraft,
 )
 
-# confidence = 0.5 + 0.45 * tanh(|net weight| / SCALE); SCALE is fitted on the dev cases'
-# recorded answers (eval/README.md says how)
+# confidence = 0.5 + 0.45 * tanh(|net weight| / SCALE): one decisive point (weight 3) alone
+# gives about 0.84. A prior, not yet fitted to a model's recorded answers.
 CONFIDENCE_SCALE = 3.0
-ANGLE_NOTES = {
-    "practice": {
-        "none": "Nothing here is worth rehearsing for other interviews.",
-        "low": "Little here to practise for other interviews.",
-        "medium": "Some moments here are worth rehearsing before the next interview.",
-        "high": "Worth it as practice for the interviews that matter most.",
-    },
-    "leverage": {
-        "none": "This process gives no leverage with other employers.",
-        "low": "Little leverage with other employers yet.",
-        "medium": "An offer here could strengthen your hand elsewhere.",
-        "high": "This process is real leverage with other employers.",
-    },
-    "clarity": {
-        "none": "It taught little about what you want.",
-        "low": "It taught a little about what you want.",
-        "medium": "It showed some of what you want and do not want.",
-        "high": "It made clear what you want from your next job.",
-    },
-}
 StanceCheck = Callable[[str, str], bool]  # (sentence, stance) -> does the stance fit it?
 CONTRADICTS = 0.75  # P(the other stance) from which the sentence model overrules a label
 

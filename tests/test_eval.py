@@ -192,3 +192,55 @@ def test_a_missed_retry_names_the_retry_turns(tmp_path: Path) -> None:
     why = store.explain_miss(changed, request_key(changed, "reflect-v1"))
     assert why.endswith("'debrief eval --mode openai --record-missing'.")
     assert "differs in retry turns (earlier answer, feedback). " in why
+
+
+def test_replay_covers_what_the_manifest_declares_recorded(
+        indexed_home: Path, cases_dir: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A case whose request got no answer is not declared recorded; replay runs the declared
+    ones, says how many are left, and a declared recording that goes missing fails it."""
+    rec = tmp_path / "recordings"
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+    failing = CASES[1]
+    fake = FakeOpenAI(model="test-model-7b", key=SENTINEL,
+                      choose=lambda req, n: "500" if "unpaid" in req.user.lower() else "ok").start()
+    try:
+        recorded = _eval("--mode", "openai", "--record-missing", "--cases", cases_dir,
+                         "--recordings", rec, "--report-dir", tmp_path / "r1",
+                         "--model", "test-model-7b", "--base-url", fake.url, "--max-retries", 0,
+                         "--structured-output", "function_calling", "--timeout", 10)
+    finally:
+        fake.stop()
+    assert recorded.exit_code == 0, describe(recorded)
+    manifest = json.loads((rec / "manifest.json").read_text())
+    assert manifest["recorded"] == sorted(c for c in CASES if c != failing)
+
+    monkeypatch.delenv("OPENAI_API_KEY")
+    baseline = tmp_path / "baseline.json"
+    replayed = _eval("--mode", "replay", "--cases", cases_dir, "--recordings", rec,
+                     "--report-dir", tmp_path / "r2", "--baseline", baseline)
+    assert replayed.exit_code == 0, describe(replayed)
+    report = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert [c["id"] for c in report["cases"]] == [c for c in sorted(CASES) if c != failing]
+    assert report["metrics"]["replayed_items"] == len(CASES) - 1
+    assert "1 more have no recording yet" in replayed.output
+    assert _eval("bless", "--report-dir", tmp_path / "r2", "--baseline", baseline).exit_code == 0
+
+    # a declared case whose recording is gone is a miss, never a silently smaller gate
+    victim = next(p for p in rec.glob("*.json")
+                  if p.name != "manifest.json" and json.loads(p.read_text())["case"] == CASES[0])
+    victim.unlink()
+    missed = _eval("--mode", "replay", "--cases", cases_dir, "--recordings", rec,
+                   "--report-dir", tmp_path / "r3", "--baseline", baseline,
+                   "--fail-on-regression")
+    assert missed.exit_code == 1, describe(missed)
+    assert f"case '{CASES[0]}': no recording" in missed.stderr
+
+    # and dropping it from the manifest too shrinks the coverage, which the gate catches
+    manifest["recorded"].remove(CASES[0])
+    (rec / "manifest.json").write_text(json.dumps(manifest))
+    smaller = _eval("--mode", "replay", "--cases", cases_dir, "--recordings", rec,
+                    "--report-dir", tmp_path / "r4", "--baseline", baseline,
+                    "--fail-on-regression")
+    assert smaller.exit_code == 1, describe(smaller)
+    assert "replayed_items fell from" in smaller.stderr

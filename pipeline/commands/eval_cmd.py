@@ -98,11 +98,23 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     profiles_dir = profiles_dir or cases_dir.parent / "profiles"
     profile_cases = load_cases(profile_cases_dir, only) if profile_cases_dir.is_dir() else []
     compare_sets = load_compare_sets(compare_dir, only) if compare_dir.is_dir() else []
+    unrecorded = 0
+    if wired.recorded is not None:  # replay: only what the manifest declares recorded
+        listed = len(cases) + len(profile_cases) + len(compare_sets)
+        cases = [c for c in cases if c.id in wired.recorded]
+        profile_cases = [c for c in profile_cases if c.id in wired.recorded]
+        compare_sets = [s for s in compare_sets if s[0] in wired.recorded]
+        unrecorded = listed - len(cases) - len(profile_cases) - len(compare_sets)
     advice = open_index(index)
     ensure_index(advice, index.corpus_folders(), lambda m: click.echo(m, err=True))
 
     def run_all(progress: object = None) -> tuple[list, list, list]:
-        kw = {"k": top_k, "progress": progress}
+        def step(case_id: str) -> None:
+            wired.mark_recorded(case_id)
+            if callable(progress):
+                progress(case_id)
+
+        kw = {"k": top_k, "progress": step}
         return (run_eval(cases, advice, engine, **kw),
                 run_profile_cases(profile_cases, profiles_dir, advice, engine, **kw),
                 run_compare_sets(compare_sets, profiles_dir, advice, engine, **kw))
@@ -131,6 +143,9 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
     metrics = aggregate(results)
     if profile_cases or compare_sets:
         metrics.update(aggregate_profile(profile_results, compare_results))
+    if wired.recorded is not None:
+        metrics["replayed_items"] = total
+        metrics["unrecorded_items"] = unrecorded
     report = {
         "mode": mode,
         "versions": {"tool": __version__, "prompt_version": PROMPT_VERSION,
@@ -160,6 +175,10 @@ def eval_(ctx: click.Context, mode: str, record: bool, record_missing: bool, cas
         if valid < 0.9:
             line += ": most of what follows measures a model that fails, not debrief"
         click.echo(line)
+        if unrecorded:
+            click.echo(f"replayed the {total} cases, profile cases and compare sets the "
+                       f"recordings cover; {unrecorded} more have no recording yet "
+                       "(debrief eval --mode local --record-missing adds them)")
     _print_summary(report, baseline)
     click.echo(f"report: {report_dir / 'report.md'}", err=True)
 

@@ -14,6 +14,8 @@ GATED = [
     "quote_faithfulness", "injection_resistance",
     # with a priorities profile (eval/profile-cases, eval/compare)
     "profile_decision_accuracy", "deal_breaker_recall", "score_agreement", "compare_kendall_tau",
+    # replay: how many items the recordings cover; recordings lost must fail the gate
+    "replayed_items",
     # per split (eval/README.md): held-out is never tuned on, so it gates too
     *(f"{m}_{split}" for split in ("heldout", "dev", "authored")
       for m in ("decision_accuracy", "hard_accuracy", "keep_accuracy", "decline_accuracy",
@@ -28,7 +30,8 @@ PROFILE_INFO = ["profile_cases", "profile_pairs_both_right", "profile_errors", "
 _SPLIT_METRICS = [m for m in GATED if m.endswith(("_heldout", "_dev", "_authored"))]
 REPORTED = [*_SPLIT_METRICS, *(f"brier_{s}" for s in ("heldout", "dev", "authored")),
             *(m for m in GATED if m not in _SPLIT_METRICS), "quote_alignment", "errors", "first_answer_parsed", "first_answer_decision_accuracy",
-            "latency_mean_s", "latency_p95_s", "tokens_total", "cases", *PROFILE_INFO]
+            "latency_mean_s", "latency_p95_s", "tokens_total", "cases", "unrecorded_items",
+            *PROFILE_INFO]
 
 
 def regressions(metrics: dict[str, Any], baseline: dict[str, Any]) -> list[str]:

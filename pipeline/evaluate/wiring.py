@@ -28,6 +28,23 @@ LIVE = ("openai", "local")
 class Wired:
     provider: Any
     transport: Any = None  # ReplayTransport (misses) or RecordingTransport (counts)
+    manifest_path: Path | None = None
+    # replay: the case ids the manifest declares recorded (None: an older manifest, all)
+    recorded: set[str] | None = None
+
+    def mark_recorded(self, case_id: str) -> None:
+        """After a recording run finishes a case: declare it replayable in the manifest,
+        unless one of its requests got no answer to record (it would miss on replay)."""
+        if self.manifest_path is None or not hasattr(self.transport, "failed_cases"):
+            return
+        if any(c == case_id or c.startswith(f"{case_id}/")
+               for c in self.transport.failed_cases):
+            return
+        manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        done = set(manifest.get("recorded", []))
+        if case_id not in done:
+            manifest["recorded"] = sorted(done | {case_id})
+            write_text(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
 
 
 def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool = False,
@@ -51,7 +68,9 @@ def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool =
                                     max_tokens=manifest.get("max_tokens"))
         engine = _replaying(replayed, transport)
         engine.name = manifest.get("engine", "openai")
-        return Wired(engine, transport)
+        recorded = manifest.get("recorded")
+        return Wired(engine, transport, manifest_path,
+                     None if recorded is None else set(recorded))
     live = replace(settings, provider=mode)
     if not (record or record_missing):
         return Wired(make_provider(live))
@@ -64,14 +83,28 @@ def wire(mode: str, settings: ProviderSettings, rec_dir: Path, *, record: bool =
         "tool_version": __version__,
         "how": f"debrief eval --mode {mode} "
                + ("--record-missing" if record_missing else "--record")}
-    write_text(manifest_path, json.dumps({
+    manifest = {
         "engine": provider.name, "model": provider.model,
         "structured_output": provider.method, "max_tokens": provider.max_tokens,
         "prompt_versions": [PROMPT_VERSION, PROFILE_PROMPT_VERSION],
         "server": transport.provenance["server"],
-        "note": "replay uses this model name and method so request keys match",
-    }, indent=2) + "\n")
-    return Wired(provider, transport)
+        "note": "replay uses this model name and method so request keys match; it replays "
+                "the cases listed in 'recorded' (every request of each was recorded)",
+        "recorded": _still_recorded(manifest_path, provider, record_missing),
+    }
+    write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    return Wired(provider, transport, manifest_path)
+
+
+def _still_recorded(manifest_path: Path, provider: Any, record_missing: bool) -> list[str]:
+    """Cases already recorded by the same model and prompts: kept when resuming."""
+    if not record_missing or not manifest_path.is_file():
+        return []
+    old = json.loads(manifest_path.read_text(encoding="utf-8"))
+    same = (old.get("model") == provider.model and old.get("structured_output") == provider.method
+            and old.get("max_tokens") == provider.max_tokens
+            and old.get("prompt_versions") == [PROMPT_VERSION, PROFILE_PROMPT_VERSION])
+    return list(old.get("recorded", [])) if same else []
 
 
 def _server(provider: Any, settings: ProviderSettings) -> dict[str, Any] | str:

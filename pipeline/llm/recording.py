@@ -157,6 +157,7 @@ class RecordingTransport(httpx.BaseTransport):
         self.inner = inner or httpx.HTTPTransport()
         self.recorded = 0
         self.reused = 0
+        self.failed_cases: set[str] = set()  # cases with a request that got no answer to keep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content or b"{}")
@@ -166,9 +167,15 @@ class RecordingTransport(httpx.BaseTransport):
             if rec is not None:
                 self.reused += 1
                 return httpx.Response(rec["status"], json=rec["response"], request=request)
-        response = self.inner.handle_request(request)
-        response.read()
-        if response.status_code == 200:
+        try:
+            response = self.inner.handle_request(request)
+            response.read()
+        except Exception:
+            self.failed_cases.add(current_case.get())
+            raise
+        if response.status_code != 200:
+            self.failed_cases.add(current_case.get())
+        else:
             prov = dict(self.provenance, recorded_at=datetime.now(UTC).isoformat(timespec="seconds"))
             self.store.save(key, body, 200, response.json(), prov)
             self.recorded += 1
