@@ -33,7 +33,9 @@ class AdviceDoc(BaseModel):
         return v
 
 
-class Chunk(BaseModel):
+class PassageText(BaseModel):
+    """A section of an advice document: what the corpus cuts and retrieval returns."""
+
     id: str
     doc_id: str
     title: str
@@ -42,6 +44,9 @@ class Chunk(BaseModel):
     stance: str
     tags: list[str]
     source: str
+
+
+class Chunk(PassageText):
     position: int
 
     @property

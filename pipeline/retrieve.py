@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
+from pipeline.corpus import PassageText
 from pipeline.guard import injection_lines
 from pipeline.index.chroma import AdviceIndex
 from pipeline.notes import Notes
@@ -21,15 +22,7 @@ MAX_SENTENCES = 60
 CUE_MIN = 0.45  # below this cosine a cue line says nothing about a sentence
 
 
-class Passage(BaseModel):
-    id: str
-    doc_id: str
-    title: str
-    heading: str
-    text: str
-    stance: str
-    source: str
-    tags: list[str]
+class Passage(PassageText):
     score: float
 
 
