@@ -34,6 +34,7 @@ from pipeline.schema import (
     RedFlag,
     ReflectionDraft,
 )
+from pipeline.text import align_quote
 
 # confidence = 0.5 + 0.45 * tanh(|net weight| / SCALE): one decisive point (weight 3) alone
 # gives about 0.84. A prior, not yet fitted to a model's recorded answers.
@@ -98,6 +99,11 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
                             f"{quote[:100]!r}")
         return text
 
+    ignored = "\n".join(retrieval.ignored)
+
+    def injected(quote: str) -> bool:
+        return bool(ignored) and align_quote(quote, ignored) is not None
+
     points = []
     seen: set[str] = set()
     for i, pt in enumerate(ans.points):
@@ -105,6 +111,12 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
             problems.append(f"points[{i}] cites passage {pt.passage!r}, which is not listed "
                             f"({', '.join(sorted(ids))})")
         text = prompt.resolve(pt.quote)
+        if text is None and injected(pt.quote):
+            # an answer that rests on a line instructing the tool has been steered by it, in
+            # its other points too: refused and fed back, never used in part
+            problems.append(f"points[{i}].quote is not one of the listed note sentences; it "
+                            f"is a line that instructs the tool: {pt.quote[:100]!r}")
+            continue
         if text is None:
             # a point whose quote matches nothing in the notes is left out, never shown; only
             # when no point is left is the answer refused (and fed back)
@@ -117,8 +129,8 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
         if not stance_fits(text, pt.stance):
             continue  # a label that contradicts its own quote is worse than no reason
         points.append((pt, text))
-    if problems:
-        return None, problems
+    if problems:  # refused anyway: the feedback names every point that did not hold
+        return None, problems + dropped
     if not points:
         return None, dropped or ["no point is left that rests on a note sentence with a fitting stance; "
                       "cite the sentences that decide the call"]

@@ -140,8 +140,8 @@ def _corpus_ids() -> list[str]:
 
 # -- model-server faults: a retry that succeeds --------------------------------------------
 TRANSPORT = ["429-retry-after", "429", "500", "reset", "short-body", "timeout"]
-CONTENT = ["schema", "refusal", "empty", "echo", "bad-citation", "cites-unretrieved",
-           "cites-unlisted-sentence"]
+# (a point quoting no note sentence is left out, not fed back: test_openai_provider.py)
+CONTENT = ["schema", "refusal", "empty", "echo", "bad-citation", "cites-unretrieved"]
 
 
 @pytest.mark.parametrize("kind", [*TRANSPORT, "truncated"])
@@ -178,16 +178,7 @@ def test_bad_answer_is_fed_back_and_the_retry_succeeds(fault: FakeOpenAI, note: 
 
 
 # -- model-server faults: one clear line -------------------------------------------------
-def unlisted(req: Request) -> str:
-    """How the pipeline names a cited sentence that the prompt did not list."""
-    if req.cites == "sentence":
-        return f"cites S99, but the notes have S1 to S{len(req.sentences)}"
-    return "is not one of the listed note sentences"
-
-
 def needles(kind: str, req: Request, method: str) -> list[str]:
-    if kind == "cites-unlisted-sentence":
-        return ["failed validation", unlisted(req)]
     if kind == "echo" and method == "json_object":
         return ["failed validation", "the answer is JSON but not an object"]
     return NEEDLES[kind]
@@ -209,11 +200,10 @@ NEEDLES = {
     "bad-citation": ["failed validation", MADE_UP_ID, "which is not listed"],
     "cites-unretrieved": ["failed validation", "which is not listed"],
 }
-PERSISTENT = [(k, "function_calling") for k in [*NEEDLES, "cites-unlisted-sentence"]] + [
+PERSISTENT = [(k, "function_calling") for k in NEEDLES] + [
     (k, "json_schema") for k in ("truncated", "schema", "refusal", "empty", "echo",
-                                 "bad-citation", "cites-unlisted-sentence")] + [
-    (k, "json_object") for k in ("truncated", "schema", "empty", "echo", "bad-citation",
-                                 "cites-unlisted-sentence")]
+                                 "bad-citation")] + [
+    (k, "json_object") for k in ("truncated", "schema", "empty", "echo", "bad-citation")]
 
 
 @pytest.mark.parametrize(("kind", "method"), PERSISTENT)
@@ -253,7 +243,7 @@ def test_citing_an_injection_line_is_rejected(fault: FakeOpenAI, tmp_path: Path)
     req = fault.seen[0]
     n = len(req.sentences)
     assert (f"cites S{n + 1}, but the notes have S1 to S{n}" if req.cites == "sentence"
-            else "is not one of the listed note sentences") in line
+            else "is a line that instructs the tool") in line
     fault.reset_stats()  # request numbers start again at 1
     fault.plans = [cites_injection, "ok"]
     result = reflect(note, "--max-retries", 0)

@@ -231,22 +231,54 @@ def test_two_invalid_answers_fail_and_write_nothing(serve: Serve, tmp_path: Path
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("plan", ["cites-unlisted-sentence", "bad-citation"])
 @pytest.mark.parametrize("method", ["function_calling", "json_object"])
-def test_an_unlisted_sentence_or_passage_is_fed_back_once_then_one_line(
-        serve: Serve, plan: str, method: str) -> None:
-    fake = serve([plan])
+def test_an_unlisted_passage_is_fed_back_once_then_one_line(serve: Serve, method: str) -> None:
+    fake = serve(["bad-citation"])
     result = reflect("--structured-output", method, "--max-retries", 0)
     check_contract(fake)
-    needle = (unlisted_sentence_error(fake) if plan == "cites-unlisted-sentence"
-              else f"{MADE_UP_ID!r}, which is not listed")
+    needle = f"{MADE_UP_ID!r}, which is not listed"
     line = assert_one_line_error(result, "failed validation 2 times", "nothing was written")
     assert needle in line
     assert len(fake.seen) == 2
     feedback = fake.seen[1].body["messages"][-1]["content"]
     assert feedback.startswith("Your previous answer failed validation") and needle in feedback
-    if plan == "cites-unlisted-sentence" and fake.seen[0].cites == "quote":
-        assert UNLISTED in fake.seen[1].body["messages"][-2]["content"]
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_object"])
+def test_a_point_quoting_no_note_sentence_is_left_out(serve: Serve, method: str) -> None:
+    """The other points stand; the made-up quote is never shown, and nothing is retried."""
+    fake = serve(["cites-unlisted-sentence"])
+    result = reflect("--structured-output", method, "--max-retries", 0)
+    check_contract(fake)
+    assert result.exit_code == 0, describe(result)
+    assert len(fake.seen) == 1
+    r = Reflection.model_validate_json(result.stdout)
+    req = fake.seen[0]
+    kept = answer_for(req)["points"][1:]  # the plan replaces the first point's quote
+    assert [x.quote for x in r.reasons] and UNLISTED not in [x.quote for x in r.reasons]
+    assert len(r.reasons) == len(kept)
+    net = sum(p["weight"] * (1 if p["stance"] == "keep" else -1) for p in kept)
+    assert r.decision == ("keep" if net >= 0 else "decline")
+    assert r.confidence == confidence(net)
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_object"])
+def test_an_answer_whose_quotes_all_match_nothing_is_fed_back(serve: Serve,
+                                                              method: str) -> None:
+    def unlisted_only(req: Any) -> dict[str, Any]:
+        answer = answer_for(req)
+        for pt in answer["points"]:
+            pt[req.cites] = req.ref(99)
+        return answer
+
+    fake = serve([unlisted_only, "ok"])
+    result = reflect("--structured-output", method, "--max-retries", 0)
+    check_contract(fake)
+    assert result.exit_code == 0, describe(result)
+    assert Reflection.model_validate_json(result.stdout).attempts == 2
+    feedback = fake.seen[1].body["messages"][-1]["content"]
+    assert feedback.startswith("Your previous answer failed validation")
+    assert unlisted_sentence_error(fake) in feedback
 
 
 def test_answer_that_does_not_fit_the_schema_is_fed_back(serve: Serve) -> None:

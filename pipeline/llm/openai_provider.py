@@ -26,7 +26,12 @@ def resolve_method(method: str | None, base_url: str | None) -> str:
             raise ProviderError(f"structured output method '{method}' is not one of {', '.join(METHODS)}.")
         return method
     # OpenAI itself supports strict JSON schema; compatible servers most widely accept tools
-    return "json_schema" if not base_url or "api.openai.com" in base_url else "function_calling"
+    return "json_schema" if is_openai(base_url) else "function_calling"
+
+
+def is_openai(base_url: str | None) -> bool:
+    """OpenAI itself (no base URL, or its own), as opposed to a compatible server."""
+    return not base_url or "api.openai.com" in base_url
 
 
 class OpenAIProvider:
@@ -53,7 +58,7 @@ class OpenAIProvider:
             # small local models can ramble to the context end. ChatOpenAI sends
             # `max_completion_tokens`, which OpenAI honours but llama.cpp's server ignores;
             # compatible servers get the classic `max_tokens` field instead.
-            if base_url and "api.openai.com" not in base_url:
+            if not is_openai(base_url):
                 kwargs["extra_body"] = {"max_tokens": max_tokens}
             else:
                 kwargs["max_tokens"] = max_tokens
