@@ -79,8 +79,10 @@ def _errors(exc: ValidationError) -> list[str]:
 
 
 def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
-             profile: Profile | None = None) -> tuple[ReflectionDraft | None, list[str]]:
-    """(draft, []) when the answer can be used; (None, problems) when it cannot."""
+             profile: Profile | None = None, left_out: list[str] | None = None
+             ) -> tuple[ReflectionDraft | None, list[str]]:
+    """(draft, []) when the answer can be used; (None, problems) when it cannot. The points
+    a usable draft leaves out are added to ``left_out``, so the user can be told."""
     stance_fits = stance_check(retrieval)
     try:
         ans = ModelAnswer.model_validate(answer)
@@ -105,6 +107,7 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
         return bool(ignored) and align_quote(quote, ignored) is not None
 
     points = []
+    contradicted = 0
     seen: set[str] = set()
     for i, pt in enumerate(ans.points):
         if pt.passage not in ids:
@@ -127,7 +130,8 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
             continue
         seen.add(text)
         if not stance_fits(text, pt.stance):
-            continue  # a label that contradicts its own quote is worse than no reason
+            contradicted += 1  # a label that contradicts its own quote is worse than no reason
+            continue
         points.append((pt, text))
     if problems:  # refused anyway: the feedback names every point that did not hold
         return None, problems + dropped
@@ -135,6 +139,9 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
         return None, dropped or ["no point is left that rests on a note sentence with a fitting stance; "
                       "cite the sentences that decide the call"]
 
+    if left_out is not None:
+        left_out += [*(["quoting words that are not in your notes"] * len(dropped)),
+                     *(["labelled the opposite of what its own sentence says"] * contradicted)]
     net = sum(pt.weight * (1 if pt.stance == "keep" else -1) for pt, _ in points)
     # a tie keeps the process open: the advice is not to decide from a first impression
     decision = "keep" if net >= 0 else "decline"

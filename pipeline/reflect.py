@@ -31,17 +31,21 @@ def _feedback(errors: list[str]) -> str:
 def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
              status: Status | None = None,
              trace: list[tuple[Attempt, list[str]]] | None = None,
-             profile: Profile | None = None) -> tuple[ReflectionDraft, int]:
-    """Ask, validate, and retry once with the errors. ``trace`` collects every attempt."""
+             profile: Profile | None = None,
+             left_out: list[str] | None = None) -> tuple[ReflectionDraft, int]:
+    """Ask, validate, and retry once with the errors. ``trace`` collects every attempt;
+    ``left_out`` gets why the used answer's dropped points were dropped."""
     request = Request(build_prompt(notes, retrieval, profile), notes, retrieval, profile)
     errors: list[str] = []
     for attempt_no in range(1, MAX_ATTEMPTS + 1):
+        dropped: list[str] = []
         if status:
             status(f"asking {provider.name} ({provider.model}), attempt {attempt_no}")
         attempt = provider.complete(request)
         draft = attempt.draft
         if draft is None and attempt.answer is not None:
-            draft, errors = assemble(attempt.answer, request.prompt, notes, retrieval, profile)
+            draft, errors = assemble(attempt.answer, request.prompt, notes, retrieval, profile,
+                                     dropped)
             attempt.draft = draft  # what the answer amounted to, for the eval's first-try metrics
         elif draft is None:
             errors = [f"the answer did not fit the schema: {attempt.error or 'unparseable'}"]
@@ -51,6 +55,8 @@ def generate(provider: Provider, notes: Notes, retrieval: Retrieval,
         if trace is not None:
             trace.append((attempt, errors))
         if draft is not None and not errors:
+            if left_out is not None:
+                left_out += dropped
             return draft, attempt_no
         request.messages = [*request.messages, ("assistant", attempt.raw[:20000] or "(empty)"),
                             ("user", _feedback(errors))]
@@ -69,7 +75,8 @@ def reflect_on(notes: Notes, index: AdviceIndex, provider: Provider, *,
     retrieval = retrieval or retrieve(notes, index, opts)
     if not retrieval.passages:
         raise DebriefError("the index returned no passages; run 'debrief index --rebuild'.")
-    draft, attempts = generate(provider, notes, retrieval, status, trace, profile)
+    left_out: list[str] = []
+    draft, attempts = generate(provider, notes, retrieval, status, trace, profile, left_out)
     matrix = None
     if profile is not None:
         draft, matrix = apply_matrix(draft, profile, notes, retrieval)  # type: ignore[arg-type]
@@ -87,5 +94,17 @@ def reflect_on(notes: Notes, index: AdviceIndex, provider: Provider, *,
                         stance=p.stance, source=p.source, score=p.score, text=p.text)
                  for p in retrieval.passages],
         ignored_lines=retrieval.ignored,
-        notices=[n for n in (language_notice(notes.body, provider.name),) if n],
+        notices=[n for n in (language_notice(notes.body, provider.name),
+                             left_out_notice(left_out)) if n],
     )
+
+
+def left_out_notice(left_out: list[str]) -> str | None:
+    """Say how many of the model's points were not shown, and why: a reflection that hides
+    them would look more certain than the answer it came from."""
+    if not left_out:
+        return None
+    counts = {why: left_out.count(why) for why in dict.fromkeys(left_out)}
+    whys = "; ".join(f"{n} {why}" for why, n in counts.items())
+    n = len(left_out)
+    return f"{n} of the model's points {'was' if n == 1 else 'were'} left out: {whys}."

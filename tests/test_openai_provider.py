@@ -260,6 +260,8 @@ def test_a_point_quoting_no_note_sentence_is_left_out(serve: Serve, method: str)
     net = sum(p["weight"] * (1 if p["stance"] == "keep" else -1) for p in kept)
     assert r.decision == ("keep" if net >= 0 else "decline")
     assert r.confidence == confidence(net)
+    assert ("1 of the model's points was left out: 1 quoting words that are not in your notes."
+            in r.notices)
 
 
 @pytest.mark.parametrize("method", ["function_calling", "json_object"])
