@@ -9,13 +9,22 @@ in code (pipeline/assemble.py); the reflection's quotes are the notes' own sente
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli
-from fake_openai import FINGERPRINT, MADE_UP_ID, UNLISTED, FakeOpenAI, Reply, answer_for
+from fake_openai import (
+    FINGERPRINT,
+    MADE_UP_ID,
+    UNLISTED,
+    FakeOpenAI,
+    Reply,
+    answer_for,
+    completion,
+)
 
 from pipeline.assemble import confidence
 from pipeline.notes import read_notes
@@ -425,3 +434,37 @@ def test_the_fake_runs_as_a_process(tmp_path: Path) -> None:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         proc.stdout.close()
+
+
+def cut_off(req: Any) -> Reply:
+    """An answer that ran into max_tokens: half its JSON, finish_reason "length"."""
+    body = completion(req, answer_for(req))
+    choice = body["choices"][0]
+    text = json.dumps(answer_for(req))[:120]
+    choice["finish_reason"] = "length"
+    if choice["message"].get("tool_calls"):
+        choice["message"]["tool_calls"][0]["function"]["arguments"] = text
+    else:
+        choice["message"]["content"] = text
+    return Reply(200, body)
+
+
+@pytest.mark.parametrize("method", ["json_object", "json_schema", "function_calling"])
+def test_an_answer_cut_off_at_the_length_limit_is_fed_back(serve: Serve, method: str) -> None:
+    fake = serve([cut_off, "ok"])
+    result = reflect("--structured-output", method, "--max-retries", 0, "--max-tokens", 100)
+    check_contract(fake)
+    assert result.exit_code == 0, describe(result)
+    assert Reflection.model_validate_json(result.stdout).attempts == 2
+    feedback = fake.seen[1].body["messages"][-1]["content"]
+    assert "failed validation" in feedback
+
+
+def test_answers_always_cut_off_are_one_line(serve: Serve) -> None:
+    fake = serve([cut_off])
+    result = reflect("--structured-output", "json_object", "--max-retries", 0,
+                     "--max-tokens", 100)
+    check_contract(fake)
+    line = assert_one_line_error(result, "failed validation 2 times", "nothing was written")
+    assert "cut off at the length limit (100 tokens)" in line
+    assert len(fake.seen) == 2

@@ -87,6 +87,14 @@ class OpenAIProvider:
 
         try:
             out = self._invoke(self._runnable(request.prompt.schema), request.messages)
+        except openai.LengthFinishReasonError as exc:
+            # the answer ran into the token limit before its JSON closed: an answer that
+            # cannot be used (fed back once), not a fault of the server
+            limit = f"{self.max_tokens} tokens" if self.max_tokens else "the server's limit"
+            return Attempt(raw=_cut_off_text(exc),
+                           usage=_ints(dict(getattr(exc.completion, "usage", None) or {})),
+                           error=f"the answer was cut off at the length limit ({limit}) "
+                                 "before its JSON was complete; answer shorter")
         except openai.AuthenticationError:
             raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
         except openai.NotFoundError as exc:
@@ -105,6 +113,8 @@ class OpenAIProvider:
                                 f"or corrupt: {_msg(exc)}; retries: {self.max_retries}).") from None
         except (openai.APIError, ValueError) as exc:
             raise ProviderError(f"the model answer could not be read: {_msg(exc)}") from None
+        except openai.OpenAIError as exc:  # e.g. a content filter stopped the answer
+            raise ProviderError(f"the model answer could not be used: {_msg(exc)}") from None
         except (IndexError, KeyError, TypeError, AttributeError) as exc:
             # e.g. {"choices": []}: a 200 that is not a chat completion the client can read
             raise ProviderError(f"the model server at {self._where()} answered with something "
@@ -162,6 +172,14 @@ class OpenAIProvider:
 
     def _where(self) -> str:
         return self.base_url or "api.openai.com"
+
+
+def _cut_off_text(exc: Any) -> str:
+    """The partial answer a length-limited completion carries, for the feedback turn."""
+    try:
+        return str(exc.completion.choices[0].message.content or "")
+    except (AttributeError, IndexError):
+        return ""
 
 
 def _from_content(msg: Any) -> Attempt:
