@@ -172,11 +172,17 @@ def test_committed_recordings_name_the_prompt_they_were_made_with() -> None:
     assert _recorded_versions()
 
 
-@pytest.mark.xfail(strict=True, reason="eval/recordings hold reflect-v1 answers only; the v2 "
-                   "prompts need new recordings from a real model (debrief eval --mode openai "
-                   "--record-missing), until then `make eval-gate`'s replay misses")
 def test_committed_recordings_cover_the_current_prompts() -> None:
     assert {PROMPT_VERSION, PROFILE_PROMPT_VERSION} <= _recorded_versions()
+
+
+def test_every_case_the_manifest_declares_exists() -> None:
+    """A declared case that was renamed or deleted would shrink the gate without a miss."""
+    rec = ROOT / "eval" / "recordings"
+    declared = json.loads((rec / "manifest.json").read_text(encoding="utf-8"))["recorded"]
+    ids = {p.stem for d in ("cases", "profile-cases") for p in (ROOT / "eval" / d).glob("*.md")}
+    ids |= {p.parent.name for p in (ROOT / "eval" / "compare").glob("*/gold.yaml")}
+    assert declared and set(declared) <= ids
 
 
 def test_a_missed_retry_names_the_retry_turns(tmp_path: Path) -> None:
