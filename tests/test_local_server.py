@@ -219,6 +219,9 @@ def test_reflect_with_the_local_model_end_to_end(real_model, indexed_home, tmp_p
 
 @pytest.mark.local
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open bug (issue 16): the restarted server answers its "
+                   "readiness request, then dies by SIGKILL during the next request; cause "
+                   "not found yet")
 def test_a_dead_server_is_restarted_for_the_next_note(real_model, indexed_home, tmp_path):
     """A server that died on one note is started again, on the same address, for the next."""
     from pipeline.index.open import open_index
