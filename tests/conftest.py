@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import os
 import shutil
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -242,3 +243,18 @@ def tree(root: Path, skip: str | None = ".debrief") -> dict[str, str]:
         else:
             out[rel] = "dir"
     return out
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int, what: object) -> Iterator[None]:
+    """Fail an input that takes over ``seconds`` (SIGALRM: the main thread, POSIX only)."""
+    def _alarm(signum: int, frame: object) -> None:
+        raise TimeoutError(f"input took over {seconds} s: {what!r}"[:2000])
+
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

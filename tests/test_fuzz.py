@@ -22,16 +22,14 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli
+from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli, time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,20 +54,6 @@ FUZZ = settings.get_profile(f"fuzz-{PROFILE}")
 PER_INPUT_LIMIT = 60  # seconds; a hang is a bug (and would otherwise stall CI)
 
 pytestmark = pytest.mark.slow if PROFILE == "full" else []
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int, what: object) -> Iterator[None]:
-    def _alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"input took over {seconds} s: {what!r}"[:2000])
-
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(autouse=True)

@@ -14,23 +14,20 @@ failure. DEBRIEF_FUZZ=full runs 5,000 generated inputs instead of 60.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli
+from conftest import NOTES_CLEAR, assert_one_line_error, describe, run_cli, time_limit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,20 +51,6 @@ def report(name: str, counts: Counter, failures: list[str], seconds: float) -> N
     print(f"\nhardening[{PROFILE}] {name}: {runs} runs, {len(failures)} failures "
           f"in {seconds:.1f} s ({detail})")
     assert not failures, "\n".join(failures[:5])
-
-
-@contextlib.contextmanager
-def time_limit(seconds: int, what: object) -> Iterator[None]:
-    def _alarm(signum: int, frame: object) -> None:
-        raise TimeoutError(f"took over {seconds} s: {what!r}"[:500])
-
-    old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _encodes(value: object) -> bool:
