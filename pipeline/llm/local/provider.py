@@ -11,7 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DebriefError
+from pipeline.errors import DebriefError, ProviderError
 from pipeline.llm.base import Attempt, Request
 from pipeline.llm.local.model import DEFAULT_MODEL, locate_model
 from pipeline.llm.local.server import LocalServer, server_installed
@@ -19,6 +19,7 @@ from pipeline.llm.openai_provider import OpenAIProvider
 
 LOCAL_METHOD = "json_object"
 MAX_RESTARTS = 2  # a server that keeps dying is not restarted for ever
+EXIT_GRACE = 3.0  # seconds a failed request waits for a dying server to finish exiting
 LOCAL_MAX_TOKENS = 700  # a full answer is 150-400 tokens; this stops a model that rambles
 
 
@@ -64,6 +65,12 @@ class LocalProvider(OpenAIProvider):
         self.server.check()
         try:
             return super().complete(request)
+        except ProviderError:
+            # a server killed mid-answer takes a moment to finish exiting (llama.cpp's threads
+            # outlive its main one); wait for that, so this note says the server stopped and
+            # the next note starts a new one instead of talking to a dying process
+            self.server.wait_exit(EXIT_GRACE)
+            raise
         finally:
             self.server.check()  # a server that died mid-answer says so, not "connection refused"
 

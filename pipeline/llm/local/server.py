@@ -112,6 +112,12 @@ class LocalServer:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def wait_exit(self, seconds: float) -> None:
+        """Give a server that is exiting up to ``seconds`` to finish; a live one is left be."""
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=seconds)
+
     def check(self) -> None:
         """Raise the one-line error if the server has died since it started."""
         if self._proc is not None and not self.alive():
@@ -135,15 +141,16 @@ class LocalServer:
         # Bound but not listening: the port is ours (connections are refused until the
         # server listens on it), and the child gets this very socket, so nothing can take
         # the port in between.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # SO_REUSEADDR from the first start: the connections a killed server leaves behind
+        # (FIN_WAIT, TIME_WAIT) inherit it, and only then do they not block a restart's bind.
+        sock = _reusable_socket()
         if self.port is not None:  # a restart keeps its address, so clients need not change
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", self.port))
                 return sock
             except OSError:
                 sock.close()
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sock = _reusable_socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         return sock
@@ -257,6 +264,12 @@ class LocalServer:
             return ""
         kept = [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
         return " | ".join(kept)[-chars:]
+
+
+def _reusable_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
 
 
 def _describe_exit(code: int) -> str:
