@@ -250,3 +250,16 @@ def test_replay_covers_what_the_manifest_declares_recorded(
                     "--fail-on-regression")
     assert smaller.exit_code == 1, describe(smaller)
     assert "replayed_items fell from" in smaller.stderr
+
+
+def test_the_report_shows_the_held_out_calibration_once() -> None:
+    from pipeline.render.eval_report import eval_report_markdown
+
+    report = {"mode": "offline", "cases": [], "versions": {
+        "engine": "offline", "model": "m", "prompt_version": "reflect-v2",
+        "index_fingerprint": "i", "cases_digest": "c", "tool": "0"},
+        "metrics": {"decision_accuracy_heldout": 0.5, "confusion": {}, "accuracy_by_tag": {},
+                    "reliability_heldout": [{"confidence": "0.5-0.6", "n": 4, "accuracy": 0.5}]}}
+    md = eval_report_markdown(report, ["decision_accuracy_heldout"])
+    assert md.count("## Calibration on held-out") == 1
+    assert "| 0.5-0.6 | 4 | 0.5 |" in md

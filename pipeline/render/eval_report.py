@@ -24,11 +24,6 @@ def eval_report_markdown(report: dict[str, Any], metric_names: list[str]) -> str
                   "| confidence | cases | accuracy |", "| --- | --- | --- |"]
         lines += [f"| {row['confidence']} | {row['n']} | {row['accuracy']} |"
                   for row in m["reliability_heldout"]]
-    if any(row["n"] for row in m.get("reliability_heldout", [])):
-        lines += ["", "## Calibration on held-out (confidence → how often right)", "",
-                  "| confidence | cases | accuracy |", "| --- | --- | --- |"]
-        lines += [f"| {row['confidence']} | {row['n']} | {row['accuracy']} |"
-                  for row in m["reliability_heldout"]]
     lines += ["", "## Confusion (expected → got)", "", "| expected | keep | decline | error |",
               "| --- | --- | --- | --- |"]
     for exp, row in m["confusion"].items():
