@@ -457,7 +457,7 @@ def test_an_answer_cut_off_at_the_length_limit_is_fed_back(serve: Serve, method:
     assert result.exit_code == 0, describe(result)
     assert Reflection.model_validate_json(result.stdout).attempts == 2
     feedback = fake.seen[1].body["messages"][-1]["content"]
-    assert "failed validation" in feedback
+    assert "failed validation" in feedback and "cut off at the length limit (100 tokens)" in feedback
 
 
 def test_answers_always_cut_off_are_one_line(serve: Serve) -> None:

@@ -90,11 +90,9 @@ class OpenAIProvider:
         except openai.LengthFinishReasonError as exc:
             # the answer ran into the token limit before its JSON closed: an answer that
             # cannot be used (fed back once), not a fault of the server
-            limit = f"{self.max_tokens} tokens" if self.max_tokens else "the server's limit"
             return Attempt(raw=_cut_off_text(exc),
                            usage=_ints(dict(getattr(exc.completion, "usage", None) or {})),
-                           error=f"the answer was cut off at the length limit ({limit}) "
-                                 "before its JSON was complete; answer shorter")
+                           error=self._cut_off())
         except openai.AuthenticationError:
             raise ProviderError("the model server rejected the API key (401); check OPENAI_API_KEY.") from None
         except openai.NotFoundError as exc:
@@ -129,7 +127,11 @@ class OpenAIProvider:
         err = out.get("parsing_error")
         if getattr(raw_msg, "additional_kwargs", {}).get("refusal"):
             err = f"the model refused: {raw_msg.additional_kwargs['refusal']}"
-        if parsed is None and not raw.strip() and not str(err or "").startswith("the model refused"):
+        cut = (getattr(raw_msg, "response_metadata", None) or {}).get("finish_reason") == "length"
+        if parsed is None and cut:  # a tool call cut short reads as no tool call at all
+            raw = raw or _invalid_call_text(raw_msg)
+            err = self._cut_off()
+        elif parsed is None and not raw.strip() and not str(err or "").startswith("the model refused"):
             err = "empty answer (no content and no tool call)"
         if not isinstance(parsed, dict):
             parsed = None
@@ -170,6 +172,11 @@ class OpenAIProvider:
                 return runnable.invoke(messages)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
+    def _cut_off(self) -> str:
+        limit = f"{self.max_tokens} tokens" if self.max_tokens else "the server's limit"
+        return (f"the answer was cut off at the length limit ({limit}) before its JSON was "
+                "complete; answer shorter")
+
     def _where(self) -> str:
         return self.base_url or "api.openai.com"
 
@@ -180,6 +187,12 @@ def _cut_off_text(exc: Any) -> str:
         return str(exc.completion.choices[0].message.content or "")
     except (AttributeError, IndexError):
         return ""
+
+
+def _invalid_call_text(msg: Any) -> str:
+    """The arguments of a tool call that did not parse (cut short), for the feedback turn."""
+    calls = getattr(msg, "invalid_tool_calls", None) or []
+    return str(calls[0].get("args") or "") if calls else ""
 
 
 def _from_content(msg: Any) -> Attempt:
