@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from pipeline.errors import DebriefError
@@ -32,9 +33,9 @@ def ensure_home() -> Path:
     path = home()
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        # a nameless probe: runs starting together must not remove each other's
+        with tempfile.TemporaryFile(dir=path) as probe:
+            probe.write(b"ok")
     except OSError as exc:
         raise DebriefError(
             f"DEBRIEF_HOME {path} is not writable ({exc.strerror or exc}); "

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import NOTES_CLEAR, BuiltIndex, assert_one_line_error, describe, run_cli
 
+from pipeline.errors import DebriefError
+from pipeline.home import ensure_home
 from pipeline.notes import read_notes
 from pipeline.prompts import PROMPT_VERSION
 from pipeline.schema import Reflection
@@ -275,6 +278,27 @@ def test_unwritable_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert_one_line_error(run_cli("reflect", NOTES_CLEAR / "keep-01.md"),
                           "DEBRIEF_HOME", "not writable")
     assert blocker.read_text(encoding="utf-8") == "x"
+
+
+def test_runs_starting_together_all_find_the_home_writable(debrief_env: Path) -> None:
+    """Each run checks DEBRIEF_HOME is writable as it starts; a nightly batch and a reflect
+    starting at once must not trip over each other's check."""
+    failures: list[str] = []
+
+    def start() -> None:
+        for _ in range(200):
+            try:
+                ensure_home()
+            except DebriefError as exc:
+                failures.append(str(exc))
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert list(debrief_env.iterdir()) == []  # and the check leaves nothing behind
 
 
 def test_unwritable_out(indexed_home: Path, tmp_path: Path) -> None:
