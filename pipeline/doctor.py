@@ -30,7 +30,8 @@ from pipeline.home import (
     home,
     profile_path,
 )
-from pipeline.index.chroma import check_collection_name, corpus_fingerprint, open_client
+from pipeline.index.chroma import check_collection_name, corpus_fingerprint
+from pipeline.index.client import open_client
 from pipeline.index.embed_cache import check_rows
 from pipeline.index.open import open_index
 from pipeline.index.store import BUILD_LOCK, build_in_progress, unfinished_builds

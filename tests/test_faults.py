@@ -9,9 +9,11 @@ at the end of the module every file under the session's tmp root and the checkou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -322,8 +324,84 @@ def test_eval_recording_with_the_key_stores_no_key(fault: FakeOpenAI, tmp_path: 
     assert any(rec.rglob("*.json")) and (rep / "report.json").is_file()
 
 
-# -- index faults ---------------------------------------------------------------------------
+# -- the index is written by a process that never held the key -----------------------------
+def _writer_children() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == os.getpid() and b"pipeline.index.writer" in cmd:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_the_index_writer_holds_no_key_or_token(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chroma writes the unused room of its HNSW files as it lay in memory, so the process
+    that writes a build must never have held a secret: its environment and arguments, read
+    while it runs, carry neither the key nor a Chroma token."""
+    token = f"chroma-token-{uuid.uuid4().hex}"
+    monkeypatch.setenv("DEBRIEF_CHROMA_TOKEN", token)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    user = tmp_path / "mine"
+    write_advice_doc(user, "test-snack-advice")
+    seen: dict[int, bytes] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for pid in _writer_children():
+                with contextlib.suppress(OSError):
+                    seen.setdefault(pid, Path(f"/proc/{pid}/environ").read_bytes()
+                                    + Path(f"/proc/{pid}/cmdline").read_bytes())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run_cli("index", "--no-default-corpus", "--corpus", user, "--collection",
+                         "mine", "--json")
+    finally:
+        done.set()
+        watcher.join()
+    assert result.exit_code == 0, describe(result)
+    assert seen, "no index writer process was seen"
+    for blob in seen.values():
+        assert b"PYTHONPATH=" in blob  # the environment was read
+        for secret in (SENTINEL, token, "OPENAI_BASE_URL"):
+            assert secret.encode() not in blob
+
+
 NOTE_FOR_INDEX = Path(__file__).parent / "fixtures" / "notes" / "clear" / "keep-01.md"
+
+
+def _index_files(chroma: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(chroma)): p.read_bytes() for p in chroma.rglob("*.bin")}
+
+
+def test_reading_the_index_writes_none_of_its_vector_files(tmp_path: Path) -> None:
+    """A process that reflects holds the key and the notes; Chroma would write its unused HNSW
+    room from that process's memory if it persisted the vector files there."""
+    user = tmp_path / "mine"
+    for i in range(3):  # a corpus far smaller than Chroma's default sync threshold
+        write_advice_doc(user, f"test-snack-advice-{i}")
+    args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
+    assert run_cli("index", *args, "--json").exit_code == 0
+    chroma = Path(os.environ["DEBRIEF_HOME"]) / "chroma"
+    before = _index_files(chroma)
+    assert len(before) >= 8  # two collections, four HNSW files each
+    result = run_cli("reflect", NOTE_FOR_INDEX, "--json", "--provider", "offline",
+                     "--collection", "mine")
+    assert result.exit_code == 0, describe(result)
+    assert _index_files(chroma) == before
+
+
+# -- index faults ---------------------------------------------------------------------------
 
 
 def _offline(*args: object) -> Any:

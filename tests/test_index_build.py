@@ -79,23 +79,35 @@ def _rows_in(folder: Path) -> int:
 def _kill_during_build(args: list[object], home: Path, env: dict[str, str], rng: random.Random,
                        after: int) -> tuple[int, int]:
     """Start `debrief ARGS` and SIGKILL it once its new build holds at least ``after`` records
-    (watched read-only from outside), plus a random fraction of a second. Returns the target
-    and the records the killed build holds; retries lower if the build finished first."""
+    (watched read-only from outside), plus a random moment. Returns the target and the records
+    the killed build holds; when the build was complete before the kill landed, it is undone
+    (build and pointer as they were) and tried again with a lower target."""
     chroma = home / "chroma"
-    for _attempt in range(4):
+    pointer = chroma / store.pointer_name("advice")
+    for _attempt in range(6):
         before = {d.name for d in store.builds(chroma)}
+        was = pointer.read_bytes() if pointer.exists() else None
         proc = _debrief(*args, env=env, cwd=home.parent)
         folder = _wait_for_new_build(chroma, before, proc)
         while proc.poll() is None and _rows_in(folder) < after:
-            time.sleep(0.1)
-        time.sleep(rng.uniform(0.0, 0.8))
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.05))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=60)
             assert proc.returncode == -signal.SIGKILL
-            return after, _rows_in(folder)
-        proc.communicate()
-        after //= 2  # it finished first: kill sooner next time
+            if not (folder / store.MARKER).exists():
+                return after, _rows_in(folder)
+        else:
+            proc.communicate()
+        # it finished first: undo that build and kill sooner next time
+        if was is None:
+            pointer.unlink(missing_ok=True)
+        else:
+            pointer.write_bytes(was)
+        _release_chroma(str(home))
+        shutil.rmtree(folder)
+        after //= 2
     pytest.fail("the build always finished before it could be killed")
 
 
@@ -291,6 +303,43 @@ def test_doctor_fails_on_a_build_without_its_marker_and_index_repairs_it(tmp_pat
     assert repaired["embedded"] == report["embedded"]  # nothing trusted from the partial build
     assert peek_fingerprint("mine") == report["fingerprint"]
     assert [d.name for d in store.builds(chroma)] == [store.resolve_embedded(chroma, "mine").build]
+
+
+@pytest.mark.slow
+def test_a_build_from_an_older_debrief_is_built_again_on_first_use(indexed_home: Path,
+                                                                   reference: str) -> None:
+    """Its readers wrote its vector files from their own memory (writer.py): it is not used."""
+    chroma = indexed_home / "chroma"
+    old = store.resolve_embedded(chroma, "advice")
+    marker = json.loads((old.path / store.MARKER).read_text(encoding="utf-8"))
+    del marker["vectors"]
+    marker["format"] = 2
+    (old.path / store.MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    assert peek_fingerprint("advice") is None
+    result = _reflect_offline()
+    assert result.exit_code == 0, describe(result)
+    assert "made by an older debrief" in result.stderr and "building it again" in result.stderr
+    assert result.stdout == reference
+    new = store.resolve_embedded(chroma, "advice")
+    assert new.status == "complete" and new.build != old.build and new.vectors
+
+
+def test_a_changed_vector_file_is_one_line_or_repaired(tmp_path: Path) -> None:
+    user = tmp_path / "mine"
+    write_advice_doc(user, "test-snack-advice")
+    args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
+    report = json.loads(run_cli("index", *args, "--json").stdout)
+    chroma = Path(report["location"])
+    current = store.resolve_embedded(chroma, "mine")
+    assert current.vectors and all(len(v) == 64 for v in current.vectors.values())
+    victim = current.path / sorted(current.vectors)[0]
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x01")
+    result = run_cli("doctor", "--json", "--collection", "mine", "--corpus", user)
+    index = {c["name"]: c for c in json.loads(result.stdout)["checks"]}["index"]
+    assert index["status"] == "fail" and "changed since it was built" in index["detail"], index
+    repaired = json.loads(run_cli("index", *args, "--json").stdout)
+    assert repaired["fingerprint"] == report["fingerprint"]
+    assert store.resolve_embedded(chroma, "mine").build != current.build
 
 
 # -- a file where the index folder should be -------------------------------------------------

@@ -21,19 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pipeline.corpus import Chunk, chunk_corpus, load_corpus
 from pipeline.errors import IndexError_
 from pipeline.home import server_lock_path
-from pipeline.index import store
+from pipeline.index import store, writer
+from pipeline.index.client import open_client
 from pipeline.index.store import Current, Notify, Pin
 
 INDEX_FORMAT = "2"
 DEFAULT_COLLECTION = "advice"
 # 512 characters at most in Chroma, and a server build adds ".<build id>-cues" (29)
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,479}[a-zA-Z0-9]$")
-UPSERT_BATCH = 64  # texts embedded and written at a time
+UPSERT_BATCH = 64  # texts embedded at a time
 COPY_BATCH = 500  # stored rows copied into a new build at a time
 
 Progress = Callable[[int, int], None]
@@ -61,54 +61,6 @@ def check_collection_name(name: str) -> str:
             "'.', '_' or '-', starting and ending with a letter or digit."
         )
     return name
-
-
-def open_client(chroma_url: str | None, home: Path, token: str | None = None, *,
-                path: Path | None = None) -> Any:
-    """An embedded PersistentClient (``path``, default the index folder under DEBRIEF_HOME), or
-    an HttpClient for a `chroma run` server."""
-    import chromadb
-    from chromadb.config import Settings
-
-    settings = Settings(anonymized_telemetry=False, allow_reset=False)
-    if not chroma_url:
-        path = path or home / "chroma"
-        store.check_root(home / "chroma")
-        try:
-            return chromadb.PersistentClient(path=str(path), settings=settings)
-        except Exception as exc:
-            # chromadb caches a half-started system per path; drop it so a retry starts clean
-            with contextlib.suppress(Exception):
-                from chromadb.api.shared_system_client import SharedSystemClient
-
-                SharedSystemClient._identifier_to_system.pop(str(path), None)
-            raise IndexError_(
-                f"the index at {path} cannot be opened ({type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:200]}); run 'debrief index --rebuild'."
-            ) from None
-    try:
-        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-        port = url.port  # raises ValueError on a port that is not a number in 0-65535
-    except ValueError:
-        url, port = urlparse(""), None
-    if url.scheme not in ("http", "https") or not url.hostname:
-        raise IndexError_(f"Chroma URL '{chroma_url}' is not an http(s) URL like http://127.0.0.1:8000.")
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    try:
-        client = chromadb.HttpClient(
-            host=url.hostname,
-            port=port or (443 if url.scheme == "https" else 8000),
-            ssl=url.scheme == "https",
-            headers=headers,
-            settings=settings,
-        )
-        client.heartbeat()
-    except Exception as exc:
-        raise IndexError_(
-            f"cannot reach the Chroma server at {chroma_url} ({type(exc).__name__}); "
-            "is 'chroma run' up and the URL right?"
-        ) from None
-    return client
 
 
 def _corpus_rows(corpus_dirs: list[Path]) -> tuple[int, list[Row], list[Row], str]:
@@ -315,6 +267,10 @@ class AdviceIndex:
         if cur.status == "complete" and not (folder / store.MARKER).is_file():
             pin.release()
             return None
+        damage = store.damaged_vectors(folder, cur.vectors) if cur.vectors else None
+        if damage:
+            pin.release()
+            return Current("partial", build=cur.build, detail=damage)
         try:
             with store.opening(folder):
                 client = open_client(None, self.home, path=folder)
@@ -528,34 +484,27 @@ class AdviceIndex:
         from pipeline.index.embedding import model_sha256
 
         rebuild = report.rebuilt
-        build = store.new_build_id()
         if self.embedded:
-            assert self.root is not None and self.home is not None
+            assert self.root is not None
             build, folder = store.start_build(self.root, self.name)
-            client = open_client(None, self.home, path=folder)
             names = (self.name, self.name + "-cues")
         else:
-            client = self._server
+            build = store.new_build_id()
             names = (f"{self.name}.{build}", f"{self.name}.{build}-cues")
-        try:
-            meta = {**self._metadata(), "build": build}
-            passages = client.create_collection(names[0], embedding_function=self.embedder,
-                                                metadata=meta)
-            cues = client.create_collection(names[1], embedding_function=self.embedder,
-                                            metadata=meta)
-            self._fill(((passages, chunk_rows, reuse.get("", {})),
-                        (cues, cue_rows, reuse.get("-cues", {}))), report, progress)
-            passages.modify(metadata={**meta, "fingerprint": fingerprint})
-            counts = (passages.count(), cues.count())
-            if counts != (len(chunk_rows), len(cue_rows)):
-                raise IndexError_(
-                    f"the new index in {self.location} holds {counts[0]} passages and "
-                    f"{counts[1]} cue lines, not {len(chunk_rows)} and {len(cue_rows)}; "
-                    "run 'debrief index --rebuild'.")
-        finally:
-            if self.embedded:
-                with contextlib.suppress(Exception):
-                    client.close()  # everything on disk before the marker says so
+        meta = {**self._metadata(), "build": build}
+        collections = self._vectors(((names[0], chunk_rows, reuse.get("", {})),
+                                     (names[1], cue_rows, reuse.get("-cues", {}))),
+                                    meta, report, progress)
+        collections[0].final_metadata = {**meta, "fingerprint": fingerprint}
+        if self.embedded:
+            counts = writer.write_embedded(folder, collections)
+        else:
+            counts = writer.fill(self._server, self.embedder, collections)
+        if counts != (len(chunk_rows), len(cue_rows)):
+            raise IndexError_(
+                f"the new index in {self.location} holds {counts[0]} passages and "
+                f"{counts[1]} cue lines, not {len(chunk_rows)} and {len(cue_rows)}; "
+                "run 'debrief index --rebuild'.")
         if self.embedded:
             assert self.root is not None
             store.commit_build(self.root, self.name, build, fingerprint, counts, model_sha256())
@@ -563,38 +512,46 @@ class AdviceIndex:
         else:
             self._commit_server(build, fingerprint, counts, rebuild)
 
-    def _fill(self, plan: tuple[tuple[Any, list[Row], dict[str, tuple[str, Any]]], ...],
-              report: IndexReport, progress: Progress | None) -> None:
+    def _vectors(self, plan: tuple[tuple[str, list[Row], dict[str, tuple[str, Any]]], ...],
+                 meta: dict[str, str], report: IndexReport,
+                 progress: Progress | None) -> list[writer.CollectionRows]:
+        """Every row with its vector: copied from the current build when unchanged, else
+        embedded (the slow part, which ``progress`` follows)."""
         import numpy as np
 
-        todo_all: list[tuple[Any, list[Row]]] = []
-        for col, rows, have in plan:
-            wanted = {r[0] for r in rows}
-            report.deleted += len(set(have) - wanted)
-            same = [r for r in rows if r[0] in have and have[r[0]][0] == r[2]["hash"]]
-            todo = [r for r in rows if not (r[0] in have and have[r[0]][0] == r[2]["hash"])]
-            for start in range(0, len(same), COPY_BATCH):
-                part = same[start:start + COPY_BATCH]
-                col.upsert(ids=[r[0] for r in part],
-                           embeddings=np.stack([have[r[0]][1] for r in part]),
-                           documents=[r[1] for r in part], metadatas=[r[2] for r in part])
-            report.unchanged += len(same)
+        vectors: list[dict[str, Any]] = []
+        todo_all: list[tuple[dict[str, Any], list[Row]]] = []
+        for _, rows, have in plan:
+            report.deleted += len(set(have) - {r[0] for r in rows})
+            got = {r[0]: have[r[0]][1] for r in rows
+                   if r[0] in have and have[r[0]][0] == r[2]["hash"]}
+            todo = [r for r in rows if r[0] not in got]
+            report.unchanged += len(got)
             report.docs_changed.extend(r[2]["doc_id"] for r in todo)
-            todo_all.append((col, todo))
+            vectors.append(got)
+            todo_all.append((got, todo))
         grand = sum(len(t) for _, t in todo_all)
         done = 0
         if progress:
             progress(0, grand)
-        for col, todo in todo_all:
+        for got, todo in todo_all:
             for start in range(0, len(todo), UPSERT_BATCH):
                 batch = todo[start:start + UPSERT_BATCH]
-                vectors = self.embedder.embed([r[1] for r in batch])
-                col.upsert(ids=[r[0] for r in batch], embeddings=vectors,
-                           documents=[r[1] for r in batch], metadatas=[r[2] for r in batch])
+                for row, vec in zip(batch, self.embedder.embed([r[1] for r in batch]),
+                                    strict=True):
+                    got[row[0]] = vec
                 done += len(batch)
                 report.embedded += len(batch)
                 if progress:
                     progress(done, grand)
+        out = []
+        for (name, rows, _), got in zip(plan, vectors, strict=True):
+            out.append(writer.CollectionRows(
+                name=name, metadata=meta, ids=[r[0] for r in rows],
+                vectors=(np.stack([np.asarray(got[r[0]], dtype=np.float32) for r in rows])
+                         if rows else np.zeros((0, 0), dtype=np.float32)),
+                documents=[r[1] for r in rows], metadatas=[r[2] for r in rows]))
+        return out
 
     # -- the embedded layout before builds -------------------------------------------------
     def _legacy_collections(self) -> set[str] | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pipeline.home import CHROMA, ensure_home
 from pipeline.index import store
-from pipeline.index.chroma import AdviceIndex, IndexReport, open_client
+from pipeline.index.chroma import AdviceIndex, IndexReport
+from pipeline.index.client import open_client
 from pipeline.settings import IndexSettings
 
 Notify = Callable[[str], None]

@@ -9,7 +9,8 @@ Embedded, under ``DEBRIEF_HOME/chroma``::
 
     <collection>.current.json   the pointer: {"build": ID, "fingerprint": FP}, replaced atomically
     <ID>/                       one build: a Chroma folder holding <collection> and <collection>-cues
-    <ID>/complete.json          written last: the completeness marker, with the fingerprint
+    <ID>/complete.json          written last: the completeness marker, with the fingerprint and
+                                the sha256 of each vector file (readers never write those)
     <ID>/.readers               every process using the build holds a shared lock on it
     .lock                       held by whoever builds; a reader without a complete index waits on it
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -101,6 +103,7 @@ class Current:
     path: Path | None = None  # embedded: the folder to open
     detail: str = ""
     counts: tuple[int, int] | None = None  # passages and cue lines the build recorded
+    vectors: dict[str, str] | None = None  # embedded: sha256 of each vector file, at commit
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -151,9 +154,13 @@ def resolve_embedded(root: Path, collection: str) -> Current:
             or not marker.get("fingerprint") or marker.get("fingerprint") != ptr.get("fingerprint")):
         return Current("partial", build=build,
                        detail=f"the build its pointer names ({build}) has no completeness marker")
+    vectors = marker.get("vectors")
+    if not isinstance(vectors, dict):
+        return Current("partial", build=build,
+                       detail=f"the build {build} was made by an older debrief")
     counts = (int(marker.get("chunks", -1)), int(marker.get("cues", -1)))
     return Current("complete", build=build, fingerprint=str(marker["fingerprint"]), path=folder,
-                   counts=counts)
+                   counts=counts, vectors={str(k): str(v) for k, v in vectors.items()})
 
 
 def builds(root: Path) -> list[Path]:
@@ -285,13 +292,38 @@ def start_build(root: Path, collection: str) -> tuple[str, Path]:
     return build, folder
 
 
+def vector_files(folder: Path) -> dict[str, str]:
+    """sha256 of each of a build's HNSW files. They are written only while building (see
+    writer.py), so a reader that finds one changed or gone knows the build is damaged."""
+    out = {}
+    for path in sorted(folder.glob("*/*.bin")):
+        with open(path, "rb") as fh:
+            out[path.relative_to(folder).as_posix()] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return out
+
+
+def damaged_vectors(folder: Path, recorded: dict[str, str]) -> str | None:
+    """Which vector file differs from what the build recorded, or None."""
+    try:
+        found = vector_files(folder)
+    except OSError as exc:
+        return f"a vector file cannot be read ({exc.strerror})"
+    for name in sorted(set(recorded) | set(found)):
+        if found.get(name) != recorded.get(name):
+            what = "is gone" if name not in found else (
+                "was not in it" if name not in recorded else "changed")
+            return f"its vector file {name} {what} since it was built"
+    return None
+
+
 def commit_build(root: Path, collection: str, build: str, fingerprint: str,
                  counts: tuple[int, int], model_sha256: str) -> None:
     """Mark the build complete, then point at it: the one step readers see."""
     folder = root / build
     write_text(folder / MARKER, json.dumps({
-        "format": 2, "collection": collection, "build": build, "fingerprint": fingerprint,
+        "format": 3, "collection": collection, "build": build, "fingerprint": fingerprint,
         "chunks": counts[0], "cues": counts[1], "model_sha256": model_sha256,
+        "vectors": vector_files(folder),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
     write_text(root / pointer_name(collection),
                json.dumps({"build": build, "fingerprint": fingerprint}) + "\n")
