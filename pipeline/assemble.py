@@ -92,15 +92,6 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
     problems: list[str] = []
     dropped: list[str] = []
 
-    def sentence(field: str, quote: str | None) -> str | None:
-        if quote is None:
-            return None
-        text = prompt.resolve(quote)
-        if text is None:
-            problems.append(f"{field}.quote is not one of the listed note sentences: "
-                            f"{quote[:100]!r}")
-        return text
-
     ignored = "\n".join(retrieval.ignored)
 
     def injected(quote: str) -> bool:
@@ -166,16 +157,27 @@ def assemble(answer: dict, prompt: Prompt, notes: Notes, retrieval: Retrieval,
     )
     if profile is None:
         return ReflectionDraft(**fields), []
-    matrix = _matrix(ans, profile, retrieval, sentence)
-    if problems:
-        return None, problems
+    unverified: list[str] = []
+    matrix = _matrix(ans, profile, retrieval, prompt.resolve, unverified)
+    if left_out is not None:
+        left_out += ["scoring your profile on words that are not in your notes"] * len(unverified)
     return ProfiledDraft(**fields, matrix=matrix), []
 
 
 def _matrix(ans: ModelAnswer, profile: Profile, retrieval: Retrieval,
-            sentence: Callable[[str, str | None], str | None]) -> MatrixDraft:
-    """The model's matrix with quotes filled in. A score or status that rests on no sentence
-    is read as unknown rather than refused: the notes did not show it."""
+            resolve: Callable[[str], str | None], unverified: list[str]) -> MatrixDraft:
+    """The model's matrix with quotes filled in. A score, status or deal-breaker that rests
+    on no note sentence is read as unknown rather than refused (the notes did not show it)
+    and added to ``unverified``."""
+
+    def sentence(field: str, quote: str | None) -> str | None:
+        if quote is None:
+            return None
+        text = resolve(quote)
+        if text is None:
+            unverified.append(field)
+        return text
+
     criteria = []
     for i, c in enumerate(ans.criteria):
         quote = sentence(f"criteria[{i}]", c.quote)

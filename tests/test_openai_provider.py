@@ -468,3 +468,34 @@ def test_answers_always_cut_off_are_one_line(serve: Serve) -> None:
     line = assert_one_line_error(result, "failed validation 2 times", "nothing was written")
     assert "cut off at the length limit (100 tokens)" in line
     assert len(fake.seen) == 2
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_object"])
+def test_a_profile_score_quoting_no_note_sentence_is_read_as_unknown(serve: Serve, tmp_path: Path,
+                                                                     method: str) -> None:
+    """A matrix entry whose quote is not a note sentence (small models quote the profile)
+    is not evidence: that criterion is unknown and the deal-breaker not shown as hit, the
+    rest of the answer stands, nothing is retried, and a notice says so."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text('deal_breakers = ["fully on-site"]\n\n[criteria]\npay = 8\n'
+                       'growth = 5\n', encoding="utf-8")
+
+    def profile_quoted(req: Any) -> dict[str, Any]:
+        answer = answer_for(req)
+        answer["criteria"][0][req.cites] = req.ref(99)
+        answer["deal_breakers"] = [{"deal_breaker": 1, req.cites: req.ref(99),
+                                    "resolved_by": None}]
+        return answer
+
+    fake = serve([profile_quoted])
+    result = reflect("--structured-output", method, "--max-retries", 0, "--profile", profile)
+    check_contract(fake)
+    assert result.exit_code == 0, describe(result)
+    assert len(fake.seen) == 1
+    r = Reflection.model_validate_json(result.stdout)
+    assert r.attempts == 1 and r.matrix is not None
+    assert all(row.score is None and row.quote is None for row in r.matrix.rows)
+    assert r.matrix.total == 0
+    assert not any("fully on-site" in f.flag for f in r.red_flags)
+    assert ("2 of the model's points were left out: 2 scoring your profile on words that are "
+            "not in your notes." in r.notices)
