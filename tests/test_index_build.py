@@ -409,3 +409,21 @@ def test_killed_rebuild_on_a_server_leaves_the_last_complete_build_in_use(
         assert index["status"] == "ok" and current.build in index["detail"], index
         again = json.loads(run_cli("index", "--chroma-url", url, "--json").stdout)
         assert again["embedded"] == 0 and again["fingerprint"] == first["fingerprint"]
+
+
+def test_a_folder_of_the_users_called_pipeline_does_not_stand_in_for_debriefs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index writer is a child Python process; run from a folder holding a "pipeline"
+    package of the user's own, it must still run debrief's."""
+    theirs = tmp_path / "project"
+    (theirs / "pipeline" / "index").mkdir(parents=True)
+    (theirs / "pipeline" / "__init__.py").write_text('raise SystemExit("not debrief")\n',
+                                                      encoding="utf-8")
+    (theirs / "pipeline" / "index" / "__init__.py").write_text("", encoding="utf-8")
+    monkeypatch.chdir(theirs)
+    user = tmp_path / "mine"
+    write_advice_doc(user, "test-snack-advice")
+    result = run_cli("index", "--no-default-corpus", "--corpus", user, "--collection", "mine",
+                     "--json")
+    assert result.exit_code == 0, describe(result)
+    assert json.loads(result.stdout)["embedded"] > 0

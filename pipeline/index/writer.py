@@ -82,7 +82,8 @@ def child_env() -> dict[str, str]:
 def write_embedded(folder: Path, collections: list[CollectionRows]) -> tuple[int, ...]:
     """Write ``collections`` into the build ``folder`` from a clean child process."""
     payload = pickle.dumps(collections, protocol=pickle.HIGHEST_PROTOCOL)
-    proc = subprocess.run([sys.executable, "-m", "pipeline.index.writer", str(folder),
+    # -P: not the current folder first on the path, where a user's own "pipeline" may be
+    proc = subprocess.run([sys.executable, "-P", "-m", "pipeline.index.writer", str(folder),
                            str(os.getpid())],
                           input=payload, capture_output=True, env=child_env(), check=False)
     if proc.returncode != 0:
