@@ -53,6 +53,9 @@ CONFIG_KEYS: dict[str, str | tuple[str, ...]] = {
 # seconds per model request when none is set: a local model on two cores can take minutes
 DEFAULT_TIMEOUT = {"openai": 60.0, "local": 600.0}
 DEFAULT_COLLECTION = "advice"
+KEY_ENV = "OPENAI_API_KEY"
+TOKEN_ENV = "DEBRIEF_CHROMA_TOKEN"
+SECRET_ENV = (KEY_ENV, TOKEN_ENV)  # what no child process of ours is given
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class ProviderSettings:
     @property
     def api_key(self) -> str | None:
         """From the environment only: a key never sits in a flag, a file or a repr."""
-        return os.environ.get("OPENAI_API_KEY") or None
+        return os.environ.get(KEY_ENV) or None
 
     def engine(self, local_ready: bool = False) -> str:
         """The engine ``provider`` names. ``auto`` is openai when a key or a server URL is
@@ -110,7 +113,7 @@ class IndexSettings:
 
     @property
     def token(self) -> str | None:
-        return os.environ.get("DEBRIEF_CHROMA_TOKEN")
+        return os.environ.get(TOKEN_ENV)
 
     def corpus_folders(self, include_default: bool = True) -> list[Path]:
         """The shipped corpus (unless excluded) and the extra folders, in that order."""

@@ -117,14 +117,20 @@ def test_a_file_that_is_not_a_model_fails_fast_with_the_log(tmp_path, debrief_en
 
 
 @pytest.mark.local
-def test_real_completion_then_stop_leaves_nothing(real_model, debrief_env, capfd):
+def test_real_completion_then_stop_leaves_nothing(real_model, debrief_env, capfd, monkeypatch):
     import openai
 
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-the-local-server")
+    monkeypatch.setenv("DEBRIEF_CHROMA_TOKEN", "token-not-for-the-local-server")
     start = time.perf_counter()
     with LocalServer(real_model) as server:
         ready = time.perf_counter() - start
         pid, port = server.pid, server.port
         assert server.alive()
+        environ = Path(f"/proc/{pid}/environ")
+        if environ.exists():  # Linux: the server never holds a key or token of ours
+            env = environ.read_bytes()
+            assert b"PYTHONPATH=" in env and b"not-for-the-local-server" not in env
         assert server.base_url == f"http://127.0.0.1:{port}/v1"
         client = openai.OpenAI(base_url=server.base_url, api_key="not-needed", max_retries=0)
         t0 = time.perf_counter()

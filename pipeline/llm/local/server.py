@@ -24,6 +24,7 @@ from types import FrameType
 from pipeline.errors import DebriefError
 from pipeline.home import home
 from pipeline.llm.local.model import LocalModel
+from pipeline.settings import SECRET_ENV
 
 SERVER_PACKAGES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context",
                    "pydantic_settings")
@@ -156,7 +157,8 @@ class LocalServer:
         return sock
 
     def _spawn(self, sock: socket.socket) -> None:
-        cmd = [sys.executable, "-m", "pipeline.llm.local.serve",
+        # -P: not the current folder first on the path, where a user's own "pipeline" may be
+        cmd = [sys.executable, "-P", "-m", "pipeline.llm.local.serve",
                "--model", str(self.model.path), "--model_alias", self.alias,
                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
                "--n_threads_batch", str(self.threads),
@@ -170,7 +172,7 @@ class LocalServer:
             sock.close()
             cmd += ["--port", str(self.port)]
             kwargs = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parents[3])] + [p for p in [env.get("PYTHONPATH")] if p])
         env["PYTHONUNBUFFERED"] = "1"
