@@ -286,11 +286,16 @@ def test_an_old_build_stays_while_a_reader_holds_it(tmp_path: Path) -> None:
     assert len(store.builds(chroma)) == 1
 
 
-def test_doctor_fails_on_a_build_without_its_marker_and_index_repairs_it(tmp_path: Path) -> None:
+def _index_of_my_own(tmp_path: Path) -> tuple[Path, tuple[object, ...], dict[str, Any]]:
+    """A one-document corpus indexed as "mine": its folder, the index flags, the report."""
     user = tmp_path / "mine"
     write_advice_doc(user, "test-snack-advice")
     args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
-    report = json.loads(run_cli("index", *args, "--json").stdout)
+    return user, args, json.loads(run_cli("index", *args, "--json").stdout)
+
+
+def test_doctor_fails_on_a_build_without_its_marker_and_index_repairs_it(tmp_path: Path) -> None:
+    user, args, report = _index_of_my_own(tmp_path)
     chroma = Path(report["location"])
     current = store.resolve_embedded(chroma, "mine")
     (current.path / store.MARKER).unlink()  # as if the build had stopped before its last step
@@ -325,10 +330,7 @@ def test_a_build_from_an_older_debrief_is_built_again_on_first_use(indexed_home:
 
 
 def test_a_changed_vector_file_is_one_line_or_repaired(tmp_path: Path) -> None:
-    user = tmp_path / "mine"
-    write_advice_doc(user, "test-snack-advice")
-    args = ("--no-default-corpus", "--corpus", user, "--collection", "mine")
-    report = json.loads(run_cli("index", *args, "--json").stdout)
+    user, args, report = _index_of_my_own(tmp_path)
     chroma = Path(report["location"])
     current = store.resolve_embedded(chroma, "mine")
     assert current.vectors and all(len(v) == 64 for v in current.vectors.values())
