@@ -29,7 +29,7 @@ from pipeline.index.client import open_client
 WRITE_BATCH = 64  # rows per upsert
 # what the child needs from the environment: finding Python, the locale, temp space, the model
 _PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
-           "VIRTUAL_ENV", "DEBRIEF_EMBEDDING_MODEL", "ORT_DISABLE_TELEMETRY")
+           "VIRTUAL_ENV", "DEBRIEF_EMBEDDING_MODEL")
 
 
 @dataclass
